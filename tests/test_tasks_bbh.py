@@ -1,0 +1,233 @@
+"""The three BBH-format generators: targets agree with independent solvers, formats match BBH.
+
+Solvers here share no code with the generators: Python's own ``eval`` for the boolean and
+arithmetic strings (safe: we generated them) and an explicit stack for the brackets.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import statistics
+
+import pytest
+
+from workbench.tasks.base import ANSWER_PREFIX, extract_answer
+from workbench.tasks.boolean_expressions import BooleanExpressions
+from workbench.tasks.dyck_languages import DyckLanguages
+from workbench.tasks.multistep_arithmetic import MultistepArithmeticTwo
+
+N = 300  # examples per (task, level)
+DYCK_PREFIX = (
+    "Complete the rest of the sequence, making sure that the parentheses are closed properly. Input: "
+)
+CLOSER = {"(": ")", "[": "]", "{": "}", "<": ">"}
+
+
+def solve_boolean(text: str) -> str:
+    assert text.endswith(" is")
+    return str(eval(text[: -len(" is")], {"__builtins__": {}}, {}))
+
+
+def solve_arithmetic(text: str) -> str:
+    assert text.endswith(" =")
+    return str(eval(text[: -len(" =")], {"__builtins__": {}}, {}))
+
+
+def solve_dyck(text: str) -> str:
+    assert text.startswith(DYCK_PREFIX)
+    stack = []
+    for tok in text[len(DYCK_PREFIX) :].split(" "):
+        if tok in CLOSER:
+            stack.append(tok)
+        else:
+            assert stack and CLOSER[stack.pop()] == tok, f"closer {tok} does not match in {text!r}"
+    return " ".join(CLOSER[t] for t in reversed(stack))
+
+
+def nesting(tokens: list[str], openers: str) -> int:
+    depth = deepest = 0
+    for tok in tokens:
+        depth += 1 if tok in openers else -1 if tok in ")]}>" else 0
+        assert depth >= 0
+        deepest = max(deepest, depth)
+    return deepest
+
+
+TASKS = [
+    (BooleanExpressions(), solve_boolean),
+    (MultistepArithmeticTwo(), solve_arithmetic),
+    (DyckLanguages(), solve_dyck),
+]
+CASES = [(task, solver, level) for task, solver in TASKS for level in task.levels]
+IDS = [f"{task.name}-L{level}" for task, _, level in CASES]
+# mean rationale length (characters) at the BBH level must stay below this, so a tiny model can learn it
+RATIONALE_BUDGET = {"boolean_expressions": 400, "multistep_arithmetic_two": 600, "dyck_languages": 1000}
+
+
+@pytest.fixture(scope="module")
+def samples():
+    cache = {}
+
+    def get(task, level):
+        if (task.name, level) not in cache:
+            cache[task.name, level] = task.sample(N, seed=0, level=level)
+        return cache[task.name, level]
+
+    return get
+
+
+@pytest.mark.parametrize("task,solver,level", CASES, ids=IDS)
+def test_targets_match_independent_solver(task, solver, level, samples):
+    for ex in samples(task, level):
+        assert (ex.task, ex.level) == (task.name, level)
+        assert solver(ex.input) == ex.target, ex
+
+
+@pytest.mark.parametrize("task,solver,level", CASES, ids=IDS)
+def test_rationale_ends_with_answer(task, solver, level, samples):
+    for ex in samples(task, level):
+        lines = ex.rationale.split("\n")
+        assert len(lines) >= 2
+        assert lines[-1] == f"{ANSWER_PREFIX}{ex.target}."
+        assert extract_answer(ex.rationale) == ex.target
+        assert all(line.strip() for line in lines), "no blank rationale lines"
+        if level <= task.bbh_level:
+            assert max(len(line) for line in lines) <= 120
+
+
+@pytest.mark.parametrize("task", [t for t, _ in TASKS], ids=lambda t: t.name)
+def test_bbh_rationale_length_budget(task, samples):
+    mean = statistics.mean(len(ex.rationale) for ex in samples(task, task.bbh_level))
+    assert mean <= RATIONALE_BUDGET[task.name], mean
+
+
+@pytest.mark.parametrize("task", [t for t, _ in TASKS], ids=lambda t: t.name)
+def test_rationale_grows_with_level(task, samples):
+    means = [statistics.mean(len(ex.rationale) for ex in samples(task, lv)) for lv in task.levels]
+    assert means == sorted(means), means
+
+
+@pytest.mark.parametrize("task", [t for t, _ in TASKS], ids=lambda t: t.name)
+def test_seed_determinism(task):
+    first, again, other = task.sample(50, seed=1), task.sample(50, seed=1), task.sample(50, seed=2)
+    assert first == again
+    assert first != other
+    assert all(ex.level == task.bbh_level for ex in first)
+    assert task.generate(random.Random(7), 2) == task.generate(random.Random(7), 2)
+
+
+@pytest.mark.parametrize("task", [t for t, _ in TASKS], ids=lambda t: t.name)
+@pytest.mark.parametrize("bad_level", [0, 6, 99])
+def test_unknown_level_raises(task, bad_level):
+    with pytest.raises(ValueError, match=rf"no level {bad_level}\b.*\[1, 2, 3, 4, 5\]"):
+        task.sample(1, level=bad_level)
+
+
+@pytest.mark.parametrize("task", [t for t, _ in TASKS], ids=lambda t: t.name)
+def test_scorer(task):
+    ex = task.sample(1, seed=3)[0]
+    assert task.score(ex.target, ex.target)
+    assert task.score(f"  {ex.target}\n", ex.target)
+    assert task.diagnose(ex.target, ex.target) is None
+    wrong = {"True": "False", "False": "True"}.get(ex.target, ex.target + " 1")
+    assert not task.score(wrong, ex.target)
+    assert task.diagnose(wrong, ex.target)
+
+
+# BBH formats to the letter ----------------------------------------------------------------------
+
+
+def test_boolean_bbh_format(samples):
+    task = BooleanExpressions()
+    exs = samples(task, task.bbh_level)
+    depths = set()
+    for ex in exs:
+        assert ex.input.endswith(" is") and "  " not in ex.input and ex.input == ex.input.strip()
+        tokens = ex.input.split(" ")[:-1]
+        assert len(tokens) == 8
+        assert set(tokens) <= {"True", "False", "not", "and", "or", "(", ")"}
+        depths.add(nesting(tokens, "("))
+        assert ex.target in ("True", "False")
+    assert depths <= {0, 1, 2, 3} and {0, 1, 2} <= depths
+    share_true = sum(ex.target == "True" for ex in exs) / len(exs)
+    assert 0.4 <= share_true <= 0.6
+    for word in ("not", "and", "or", "("):
+        assert any(word in ex.input.split() for ex in exs), word
+
+
+@pytest.mark.parametrize("level,n_tokens", [(1, 4), (2, 6), (3, 8), (4, 12), (5, 16)])
+def test_boolean_token_counts(level, n_tokens, samples):
+    for ex in samples(BooleanExpressions(), level):
+        assert len(ex.input.split(" ")) - 1 == n_tokens
+
+
+BBH_ARITH = re.compile(r"^\(\(-?\d(?: [-+*] -?\d){3}\) [-+*] \(-?\d(?: [-+*] -?\d){3}\)\) =$")
+
+
+def test_arithmetic_bbh_format(samples):
+    task = MultistepArithmeticTwo()
+    exs = samples(task, task.bbh_level)
+    for ex in exs:
+        assert BBH_ARITH.match(ex.input), ex.input
+        numbers = [int(x) for x in re.findall(r"-?\d+", ex.input.replace(" - ", " ~ "))]
+        assert len(numbers) == 8 and all(-9 <= x <= 9 for x in numbers)
+        assert -39960 <= int(ex.target) <= 250992
+        assert ex.target == str(int(ex.target))
+    assert any(" - -" in ex.input for ex in exs), "negatives after an operator"
+    assert {"+", "-", "*"} <= {ex.input.split(") ")[1][0] for ex in exs}, "every outer operator"
+
+
+@pytest.mark.parametrize("level,groups,terms", [(1, 2, 2), (2, 2, 3), (4, 3, 4), (5, 3, 5)])
+def test_arithmetic_level_shapes(level, groups, terms, samples):
+    for ex in samples(MultistepArithmeticTwo(), level):
+        inner = ex.input[1 : -len(") =")]
+        parts = re.findall(r"\(([^()]*)\)", inner)
+        assert len(parts) == groups
+        assert all(len(re.findall(r"(?:^| )-?\d+", p)) == terms for p in parts)
+
+
+def test_arithmetic_digit_level_products():
+    """A product of two multi-digit numbers is written one partial product per line, then summed."""
+    exs = MultistepArithmeticTwo().sample(200, seed=0, level=5)
+    seen = 0
+    for ex in exs:
+        lines = ex.rationale.split("\n")
+        for i, line in enumerate(lines):
+            if not line.endswith(":"):
+                continue
+            seen += 1
+            a, b = (int(x) for x in re.match(r"^(-?\d+) \* (-?\d+)", line).groups())
+            assert abs(a) >= 10 and abs(b) >= 10
+            j = i + 1
+            while not lines[j].startswith(f"{a} * {b} = "):
+                m = re.fullmatch(r"(\d+) ([*+]) (\d+) = (\d+)", lines[j])
+                assert m, lines[j]
+                x, op, y, z = m.groups()
+                if op == "*":
+                    assert re.fullmatch(r"[1-9]0*", y), lines[j]  # one digit at a time
+                assert (int(x) * int(y) if op == "*" else int(x) + int(y)) == int(z)
+                j += 1
+            assert lines[j].startswith(f"{a} * {b} = {a * b}")
+    assert seen
+
+
+def test_dyck_bbh_format(samples):
+    task = DyckLanguages()
+    for ex in samples(task, task.bbh_level):
+        assert ex.input.startswith(DYCK_PREFIX)
+        body = ex.input[len(DYCK_PREFIX) :]
+        assert body == body.strip() and "  " not in body
+        tokens = body.split(" ")
+        assert 2 <= len(tokens) <= 99
+        assert set(tokens) <= set("()[]{}<>")
+        assert nesting(tokens, "([{<") <= 26
+        target = ex.target.split(" ")
+        assert 1 <= len(target) <= 3 and " ".join(target) == ex.target
+        assert set(target) <= set(")]}>")
+
+
+@pytest.mark.parametrize("level,lo,hi", [(1, 1, 2), (2, 1, 3), (4, 4, 6), (5, 7, 10)])
+def test_dyck_target_lengths(level, lo, hi, samples):
+    lengths = {len(ex.target.split(" ")) for ex in samples(DyckLanguages(), level)}
+    assert lengths == set(range(lo, hi + 1))

@@ -1,0 +1,44 @@
+"""The "general small model" baseline: real pretrained models scored few-shot on every task.
+
+Every later notebook must beat these numbers. Each model answers BBH-level test questions
+after ``shots`` solved examples from the train split (answer only, greedy), as plain text and,
+for instruct models, through their chat template too.
+"""
+
+from __future__ import annotations
+
+from .evaluate import EvalConfig, EvalResult, evaluate
+from .models import PRETRAINED, load_pretrained
+from .report import record
+from .tasks import NAMES, get
+from .tasks import splits as task_splits
+
+
+def score(name: str, task_names=NAMES, n: int = 30, shots: int = 3, chat: bool = False,
+          batch_size: int = 8, model_and_tokenizer=None, save: bool = True) -> list[EvalResult]:
+    """Score one pretrained model on ``n`` BBH-level test questions of each task."""
+    model, tok = model_and_tokenizer or load_pretrained(name)
+    cfg = EvalConfig(shots=shots, chat=chat, batch_size=batch_size)
+    label = f"{name} (chat)" if chat else name
+    results = []
+    for task_name in task_names:
+        examples = task_splits.load(task_name, "test", level=get(task_name).bbh_level, n=n)
+        res = evaluate(model, tok, task_name, examples, cfg, model_name=label)
+        if save:
+            record(f"baselines/{label}/{task_name}/accuracy", res.accuracy)
+            record(f"baselines/{label}/{task_name}/latency_ms", round(res.latency_ms, 1))
+        results.append(res)
+    if save:
+        record(f"baselines/{label}/all/params", results[0].params)
+    return results
+
+
+def score_all(profile, task_names=NAMES) -> list[EvalResult]:
+    """Every pretrained model the profile names, plain and (instruct models) through chat."""
+    results = []
+    for name in profile.pretrained:
+        pair = load_pretrained(name)
+        results += score(name, task_names, profile.eval_n, profile.shots, False, profile.eval_batch, pair)
+        if profile.pretrained_chat and PRETRAINED[name].chat:
+            results += score(name, task_names, profile.eval_n, profile.shots, True, profile.eval_batch, pair)
+    return results

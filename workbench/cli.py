@@ -1,0 +1,129 @@
+"""The command line: ``python -m workbench {eval,data,report} ...``.
+
+    python -m workbench eval --model smollm2-135m-instruct --task boolean_expressions --n 20 --shots 3
+    python -m workbench eval --model artifacts/bool --task boolean_expressions --data my_eval.jsonl
+    python -m workbench data      # regenerate data/ (the fixed splits)
+    python -m workbench report    # reports/results.md from reports/results.json
+
+Bad input (an unknown task, a missing or malformed file, a model that does not exist) prints one
+line on stderr and exits with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def cmd_eval(args) -> int:
+    from . import env, tasks
+    from .evaluate import EvalConfig, evaluate, read_jsonl
+    from .models import PRETRAINED, load_pretrained, resolve
+    from .tasks import splits
+
+    try:
+        task = tasks.get(args.task)
+        if args.data:
+            examples = read_jsonl(args.data, task.name)[: args.n]
+        else:
+            examples = splits.load(task.name, "test", level=args.level, n=args.n)
+        where = resolve(args.model)
+    except (ValueError, FileNotFoundError, ModuleNotFoundError) as err:
+        raise UsageError(str(err)) from None
+    env.set_seed(0)
+    env.set_threads()
+    try:
+        model, tok = load_pretrained(args.model, device=env.device(), allow_download=args.allow_download)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"could not load model {args.model!r}: {str(err).splitlines()[0]}") from None
+    student = type(tok).__name__ == "CharTokenizer"
+    shots = args.shots if args.shots is not None else (0 if student else 3)
+    chat = args.chat and tok.chat_template is not None
+    if args.chat and not chat:
+        raise UsageError(f"model {args.model!r} has no chat template; drop --chat")
+    cfg = EvalConfig(shots=shots, chat=chat, rationale=args.rationale, batch_size=args.batch_size)
+    local = args.model not in PRETRAINED and where != args.model
+    res = evaluate(model, tok, task.name, examples, cfg, model_name=args.model,
+                   model_path=where if local or args.model in PRETRAINED else None)
+    print(json.dumps(res.summary()))
+    if args.predictions:
+        with open(args.predictions, "w") as f:
+            for p in res.predictions:
+                f.write(json.dumps(p) + "\n")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from .tasks import splits
+
+    print(json.dumps(splits.write_all()))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from . import report
+
+    print(report.write_markdown(args.profile))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m workbench", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("eval", help="score a model on a task; prints one JSON line")
+    e.add_argument("--model", required=True, help="a known name (smollm2-135m-instruct, gemma-3-270m), "
+                   "a folder written by save_pretrained, or a hub id")
+    e.add_argument("--task", required=True, help="one of the five task names")
+    e.add_argument("--data", help="a JSONL file of {\"input\", \"target\"} objects; default: the task's test split")
+    e.add_argument("--n", type=_positive, help="score only the first N examples")
+    e.add_argument("--level", type=int, help="only this level of the test split")
+    e.add_argument("--shots", type=_non_negative, help="few-shot examples (default: 0 for students, 3 otherwise)")
+    e.add_argument("--chat", action="store_true", help="use the model's chat template")
+    e.add_argument("--rationale", action="store_true", help="the model writes a rationale before its answer")
+    e.add_argument("--batch-size", type=_positive, default=8)
+    e.add_argument("--predictions", help="also write every prediction to this JSONL file")
+    e.add_argument("--allow-download", action="store_true", help="let a hub id download (off by default)")
+    e.set_defaults(func=cmd_eval)
+
+    d = sub.add_parser("data", help="regenerate the fixed splits in data/")
+    d.set_defaults(func=cmd_data)
+
+    r = sub.add_parser("report", help="write results.md from results.json")
+    r.add_argument("--profile", help="smoke, laptop or gpu (default: WORKBENCH_PROFILE)")
+    r.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

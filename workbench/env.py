@@ -1,0 +1,130 @@
+"""The run's size, device, seeds and threads, decided in one place.
+
+The profile is read once from ``WORKBENCH_PROFILE``: ``smoke`` (CI, every notebook in about a
+minute), ``laptop`` (default on CPU: a 2-core machine, each notebook within about ten minutes)
+or ``gpu`` (default when CUDA is present: full-size runs and the real pretrained teachers).
+Notebooks and tests call ``setup()`` once at the top; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+from dataclasses import asdict, dataclass, field
+
+PROFILES = ("smoke", "laptop", "gpu")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    eval_n: int  # test examples scored per task (and per level) in notebooks
+    shots: int  # few-shot examples shown to the pretrained models
+    eval_batch: int  # sequences generated at once during evaluation
+    pretrained: tuple[str, ...]  # real pretrained models scored as baselines
+    pretrained_chat: bool  # also score the instruct model through its chat template
+    extra: dict = field(default_factory=dict)  # room for later patterns' sizes
+
+
+SIZES: dict[str, Profile] = {
+    "smoke": Profile("smoke", eval_n=2, shots=3, eval_batch=4,
+                     pretrained=("smollm2-135m-instruct", "gemma-3-270m"), pretrained_chat=True),
+    "laptop": Profile("laptop", eval_n=30, shots=3, eval_batch=8,
+                      pretrained=("smollm2-135m-instruct", "gemma-3-270m"), pretrained_chat=True),
+    "gpu": Profile("gpu", eval_n=250, shots=3, eval_batch=32,
+                   pretrained=("smollm2-135m-instruct", "gemma-3-270m"), pretrained_chat=True),
+}
+
+
+def profile_name(value: str | None = None) -> str:
+    """The profile named by ``value`` or ``WORKBENCH_PROFILE``, else gpu with CUDA, else laptop."""
+    value = value if value is not None else os.environ.get("WORKBENCH_PROFILE", "")
+    value = value.strip().lower()
+    if not value:
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "laptop"
+    if value not in PROFILES:
+        raise ValueError(f"unknown profile {value!r} (from WORKBENCH_PROFILE); choose one of {', '.join(PROFILES)}")
+    return value
+
+
+def profile(value: str | None = None) -> Profile:
+    return SIZES[profile_name(value)]
+
+
+def device():
+    """cuda, then mps, then cpu."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def set_seed(seed: int = 0) -> None:
+    """Seed Python, NumPy (when present) and torch, on every device."""
+    import torch
+
+    random.seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed)
+    except ImportError:  # pragma: no cover - numpy comes with torch's usual installs
+        pass
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def set_threads(n: int | None = None) -> int:
+    """Use ``n`` CPU threads for torch (default: every core this process may use)."""
+    import torch
+
+    if n is None:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(n)
+    return n
+
+
+def machine() -> str:
+    """One line naming this machine, for results tables: CPU cores, memory, accelerator."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+        mem = f", {kb / 2**20:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    acc = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()} {cores} cores{mem}, {acc}, torch {torch.__version__}"
+
+
+@dataclass(frozen=True)
+class Setup:
+    profile: Profile
+    device: object
+    seed: int
+    threads: int
+    machine: str
+
+    def __repr__(self) -> str:
+        return (f"profile={self.profile.name} device={self.device} seed={self.seed} "
+                f"threads={self.threads} machine={self.machine!r}")
+
+
+def setup(seed: int = 0, profile_override: str | None = None) -> Setup:
+    """The one call at the top of every notebook: profile, device, seed and threads."""
+    prof = profile(profile_override)
+    set_seed(seed)
+    threads = set_threads()
+    return Setup(prof, device(), seed, threads, machine())
+
+
+def as_dict(p: Profile) -> dict:
+    return asdict(p)

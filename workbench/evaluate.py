@@ -1,0 +1,247 @@
+"""Evaluation: batched greedy generation with the KV cache, exact-match scoring, speed and size.
+
+The same code scores a student trained here and a real pretrained model, so their numbers sit
+side by side honestly: one prompt format per kind of model (below), greedy decoding, answers
+cut at the end of the answer, and the task's own scorer. Few-shot prompting follows BIG-Bench
+Hard's answer-only setting (Suzgun et al., 2022).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+from . import tasks as task_suite
+from .tasks import Example, extract_answer
+from .tasks import splits as task_splits
+
+
+# prompt formats -------------------------------------------------------------------------------
+def student_prompt(text: str) -> str:
+    """What a student trained here sees: the question and a newline, nothing else."""
+    return text + "\n"
+
+
+def student_completion(ex: Example, rationale: bool) -> str:
+    """What a student learns to write after ``student_prompt``: rationale or answer, then eos."""
+    return ex.rationale if rationale else ex.target
+
+
+def fewshot_prompt(text: str, shots: list[Example]) -> str:
+    """Answer-only few-shot prompt for a base model: ``Q: ...\\nA: ...`` blocks."""
+    blocks = [f"Q: {s.input}\nA: {s.target}\n\n" for s in shots]
+    return "".join(blocks) + f"Q: {text}\nA:"
+
+
+def chat_prompt(tokenizer, text: str, shots: list[Example]) -> str:
+    """The same few-shot exchange as chat turns, through the model's own chat template."""
+    messages = [{"role": "system", "content": "Answer with the final answer only, on one line."}]
+    for s in shots:
+        messages += [{"role": "user", "content": s.input}, {"role": "assistant", "content": s.target}]
+    messages.append({"role": "user", "content": text})
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+@dataclass
+class EvalConfig:
+    shots: int = 0  # few-shot examples in the prompt (0 for students; BBH baselines use 3)
+    chat: bool = False  # wrap the prompt in the tokenizer's chat template (instruct models)
+    rationale: bool = False  # the model writes a step-by-step rationale before its answer
+    batch_size: int = 8  # prompts generated at once (sorted by length, so little padding)
+    max_new_tokens: int | None = None  # default: sized from the examples' answers (see _budget)
+
+    def mode(self) -> str:
+        if self.shots == 0 and not self.chat:
+            return "student"
+        return "chat" if self.chat else "few-shot"
+
+
+@dataclass
+class EvalResult:
+    task: str
+    n: int
+    accuracy: float
+    by_level: dict[str, float]
+    params: int
+    latency_ms: float  # wall time per example, batched, prompt processing included
+    examples_per_s: float
+    model: str = ""
+    mode: str = ""
+    bytes: int | None = None  # weight bytes on disk, when the model came from a folder
+    predictions: list[dict] = field(default_factory=list, repr=False)
+
+    def summary(self) -> dict:
+        """The one JSON line the CLI prints."""
+        keys = ("task", "n", "accuracy", "by_level", "params", "latency_ms", "examples_per_s")
+        return {k: getattr(self, k) for k in keys}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class StopOnText(StoppingCriteria):
+    """Stop each sequence once its generated text contains a stop string (e.g. the answer's newline)."""
+
+    def __init__(self, tokenizer, prompt_len: int, stops: tuple[str, ...]):
+        self.tokenizer, self.prompt_len, self.stops = tokenizer, prompt_len, stops
+
+    def __call__(self, input_ids, scores, **kwargs):
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len:], skip_special_tokens=True)
+        done = [any(s in t for s in self.stops) for t in texts]
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def _budget(tokenizer, examples: list[Example], cfg: EvalConfig) -> int:
+    """New tokens to allow: the longest reference answer (or rationale) in tokens, plus a margin."""
+    if cfg.max_new_tokens:
+        return cfg.max_new_tokens
+    refs = [(ex.rationale or "") if cfg.rationale else ex.target for ex in examples]
+    if cfg.rationale and not all(refs):  # user data without rationales: grow with the input
+        refs = [ex.input * 8 for ex in examples]
+    longest = max(len(tokenizer(r, add_special_tokens=False).input_ids) for r in refs)
+    return min(4096, int(longest * 1.25) + 8)
+
+
+def shots_for(task_name: str, k: int, level: int | None) -> list[Example]:
+    """The first ``k`` training examples at ``level`` (BBH level when None): fixed, never test data."""
+    if k == 0:
+        return []
+    task = task_suite.get(task_name)
+    lvl = task.bbh_level if level is None or level not in task.levels else level
+    return task_splits.load(task_name, "train", level=lvl, n=k)
+
+
+def build_prompts(tokenizer, examples: list[Example], cfg: EvalConfig) -> list[str]:
+    prompts = []
+    for ex in examples:
+        if cfg.mode() == "student":
+            prompts.append(student_prompt(ex.input))
+            continue
+        shots = shots_for(ex.task, cfg.shots, ex.level)
+        prompts.append(chat_prompt(tokenizer, ex.input, shots) if cfg.chat else fewshot_prompt(ex.input, shots))
+    return prompts
+
+
+@torch.inference_mode()
+def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 8,
+             stops: tuple[str, ...] = (), add_special_tokens: bool = True) -> list[str]:
+    """Greedy completions for ``prompts`` (KV cache on), in their original order.
+
+    ``add_special_tokens`` lets the tokenizer add what its model was trained with (Gemma's <bos>);
+    turn it off for text that already holds them (a rendered chat template).
+    """
+    device = next(model.parameters()).device
+    tokenizer.padding_side = "left"  # decoder-only: new tokens follow every prompt directly
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # length buckets: little padding
+    out: list[str] = [""] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
+                        add_special_tokens=add_special_tokens).to(device)
+        plen = enc.input_ids.shape[1]
+        criteria = StoppingCriteriaList([StopOnText(tokenizer, plen, stops)]) if stops else None
+        gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
+                             pad_token_id=tokenizer.pad_token_id, stopping_criteria=criteria,
+                             temperature=None, top_p=None, top_k=None)
+        texts = tokenizer.batch_decode(gen[:, plen:], skip_special_tokens=True)
+        for i, t in zip(idx, texts):
+            out[i] = t
+    return out
+
+
+def answer_of(completion: str, cfg: EvalConfig) -> str:
+    """The final answer inside a completion (after "So the answer is", or its first line)."""
+    return extract_answer(completion) if cfg.rationale else completion.strip().split("\n", 1)[0].strip()
+
+
+def evaluate(model, tokenizer, task_name: str, examples: list[Example], cfg: EvalConfig | None = None,
+             model_name: str = "", model_path: str | None = None) -> EvalResult:
+    """Score ``model`` on ``examples`` of one task; exact match, overall and by level."""
+    cfg = cfg or EvalConfig()
+    task = task_suite.get(task_name)
+    if not examples:
+        raise ValueError(f"no examples to score for task {task_name!r}")
+    prompts = build_prompts(tokenizer, examples, cfg)
+    stops = () if cfg.rationale else ("\n",)
+    budget = _budget(tokenizer, examples, cfg)
+    t0 = time.perf_counter()
+    completions = generate(model, tokenizer, prompts, budget, cfg.batch_size, stops, add_special_tokens=not cfg.chat)
+    seconds = time.perf_counter() - t0
+    preds, by_level = [], {}
+    for ex, comp in zip(examples, completions):
+        answer = answer_of(comp, cfg)
+        reason = task.diagnose(answer, ex.target)
+        preds.append({"input": ex.input, "level": ex.level, "target": ex.target,
+                      "prediction": answer, "completion": comp, "correct": reason is None, "reason": reason})
+        by_level.setdefault(str(ex.level), []).append(reason is None)
+    n = len(examples)
+    from .models import bytes_on_disk, count_params
+
+    return EvalResult(
+        task=task_name, n=n, accuracy=sum(p["correct"] for p in preds) / n,
+        by_level={k: sum(v) / len(v) for k, v in sorted(by_level.items())},
+        params=count_params(model), latency_ms=1000 * seconds / n, examples_per_s=n / seconds,
+        model=model_name, mode=cfg.mode(), bytes=bytes_on_disk(model_path) if model_path else None,
+        predictions=preds)
+
+
+# data from users ------------------------------------------------------------------------------
+def read_jsonl(path: str | Path, task_name: str) -> list[Example]:
+    """Examples from a user's JSONL file of ``{"input", "target"}`` objects (``level`` optional).
+
+    A malformed line raises ValueError naming the file and the line number.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {str(path)!r} does not exist")
+    out = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("input"), str) \
+                    or not isinstance(obj.get("target"), str):
+                raise ValueError(f'{path}:{lineno}: expected an object with string fields "input" and "target"')
+            level = obj.get("level", 0)
+            if not isinstance(level, int):
+                raise ValueError(f"{path}:{lineno}: level must be an integer, got {level!r}")
+            out.append(Example(task_name, level, obj["input"], obj.get("rationale", ""), obj["target"]))
+    if not out:
+        raise ValueError(f"{path}: no examples in the file")
+    return out
+
+
+# showing results ------------------------------------------------------------------------------
+def results_table(results: list[EvalResult]) -> str:
+    """A markdown table: one row per model, accuracy per task, then mean latency and parameters."""
+    models = list(dict.fromkeys(r.model for r in results))
+    task_names = list(dict.fromkeys(r.task for r in results))
+    by = {(r.model, r.task): r for r in results}
+    head = "| model | params | " + " | ".join(task_names) + " | ms / example |"
+    rows = [head, "|---" * (len(task_names) + 3) + "|"]
+    for m in models:
+        rs = [by[(m, t)] for t in task_names if (m, t) in by]
+        accs = [f"{100 * by[(m, t)].accuracy:.0f}%" if (m, t) in by else "" for t in task_names]
+        ms = sum(r.latency_ms for r in rs) / len(rs)
+        rows.append(f"| {m} | {rs[0].params / 1e6:.1f}M | " + " | ".join(accs) + f" | {ms:.0f} |")
+    return "\n".join(rows)
+
+
+def mistakes(results: list[EvalResult], k: int = 2) -> str:
+    """The first ``k`` wrong answers of each result, with the scorer's reason."""
+    lines = []
+    for r in results:
+        wrong = [p for p in r.predictions if not p["correct"]][:k]
+        for p in wrong:
+            lines.append(f"[{r.model} | {r.task}] {p['reason']}\n  input:  {p['input'][-90:]}\n"
+                         f"  target: {p['target'][:90]}\n  answer: {p['prediction'][:90]}")
+    return "\n".join(lines)

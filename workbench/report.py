@@ -1,0 +1,92 @@
+"""The numbers a run produces, gathered in one file per profile for ``make run`` to publish.
+
+Notebooks call ``record("baselines/smollm2-135m-instruct/boolean_expressions/accuracy", 0.43)``;
+each call updates ``reports/results.json`` (``reports/smoke/`` for the smoke profile, so CI
+never overwrites a real run) atomically, stamped with the profile and the machine.
+``write_markdown()`` renders it as ``results.md``: one table per notebook section.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def report_dir(profile: str | None = None) -> Path:
+    from .env import profile_name
+
+    base = Path(os.environ.get("WORKBENCH_REPORT_DIR") or ROOT / "reports")
+    return base / "smoke" if profile_name(profile) == "smoke" else base
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def load(profile: str | None = None) -> dict:
+    path = report_dir(profile) / "results.json"
+    return json.loads(path.read_text()) if path.exists() else {"results": {}}
+
+
+def record(key: str, value, profile: str | None = None):
+    """Store one figure under a slash-separated key; returns the value (so a cell can show it)."""
+    from .env import machine, profile_name
+
+    parts = key.split("/")
+    if len(parts) < 2 or not all(parts):
+        raise ValueError(f"report key {key!r} must look like 'section/.../metric' (non-empty parts)")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"report value for {key!r} must be a number or a string, got {value!r}")
+    data = load(profile)
+    data.update(profile=profile_name(profile), machine=machine(),
+                updated=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    data["results"][key] = value
+    _write_atomic(report_dir(profile) / "results.json", json.dumps(data, indent=1, sort_keys=True))
+    return value
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) >= 1 or v == 0 else f"{v:.3f}"
+    return str(v)
+
+
+def markdown(data: dict) -> str:
+    """One table per section: rows are the second key part, columns the rest of the key."""
+    lines = ["# Results", "",
+             f"Profile `{data.get('profile', '?')}` on {data.get('machine', '?')}; "
+             f"last updated {data.get('updated', '?')}. Written by `make run` from `results.json`.", ""]
+    sections: dict[str, dict[str, dict[str, object]]] = {}
+    for key, value in sorted(data.get("results", {}).items()):
+        section, *rest = key.split("/")
+        row, col = (rest[0], "/".join(rest[1:])) if len(rest) > 1 else ("", rest[0])
+        sections.setdefault(section, {}).setdefault(row, {})[col] = value
+    for section, rows in sections.items():
+        cols = sorted({c for r in rows.values() for c in r})
+        lines += [f"## {section}", "", "| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        for row, vals in rows.items():
+            lines.append(f"| {row} | " + " | ".join(_fmt(vals[c]) if c in vals else "" for c in cols) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_markdown(profile: str | None = None) -> Path:
+    path = report_dir(profile) / "results.md"
+    _write_atomic(path, markdown(load(profile)))
+    return path
+
+
+def show(markdown_text: str):
+    """Render markdown in a notebook (plain text elsewhere)."""
+    from IPython.display import Markdown
+
+    return Markdown(markdown_text)

@@ -1,0 +1,86 @@
+"""The shape every task shares: an example, a generator with levels, rationales and a scorer.
+
+Pure Python on purpose (no torch, no workbench core): generators can be read, tested and reused
+on their own. Formats are specified in ``shared/TASKS.md``; four tasks follow BIG-Bench Hard
+(Suzgun et al., 2022) to the letter, the fifth (tool_call) is the workbench's own.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+
+ANSWER_PREFIX = "So the answer is "
+
+
+@dataclass(frozen=True)
+class Example:
+    task: str  # task name, e.g. "boolean_expressions"
+    level: int  # difficulty level; the task's ``bbh_level`` is the published format
+    input: str  # the question, exactly as a model sees it
+    rationale: str  # one small step per line, the last line "So the answer is <target>."
+    target: str  # the exact answer
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Task:
+    """A task: a seeded generator over levels, rationales, and an exact-match scorer.
+
+    Subclasses set ``name``, ``levels`` and ``bbh_level`` and implement ``_generate``.
+    """
+
+    name: str = ""
+    levels: tuple[int, ...] = ()  # every level this task can generate, easiest first
+    bbh_level: int = 0  # the level whose examples follow the BBH format (the reference level)
+
+    def check_level(self, level: int) -> int:
+        if level not in self.levels:
+            raise ValueError(
+                f"task {self.name!r} has no level {level!r}; levels are {list(self.levels)}"
+            )
+        return level
+
+    def generate(self, rng: random.Random, level: int | None = None) -> Example:
+        """One example drawn with ``rng``; ``level=None`` means the BBH level."""
+        level = self.bbh_level if level is None else self.check_level(level)
+        return self._generate(rng, level)
+
+    def _generate(self, rng: random.Random, level: int) -> Example:  # pragma: no cover
+        raise NotImplementedError
+
+    def sample(self, n: int, seed: int = 0, level: int | None = None) -> list[Example]:
+        """``n`` examples from one seed; the same seed always gives the same list."""
+        rng = random.Random(f"{self.name}:{seed}:{level}")
+        return [self.generate(rng, level) for _ in range(n)]
+
+    # scoring -----------------------------------------------------------------------------------
+    def diagnose(self, prediction: str, target: str) -> str | None:
+        """None when ``prediction`` is right, else a short reason (e.g. ``"wrong answer"``).
+
+        Tasks with structured answers (tool_call) say which rule the prediction broke.
+        """
+        return None if prediction.strip() == target.strip() else "wrong answer"
+
+    def score(self, prediction: str, target: str) -> bool:
+        return self.diagnose(prediction, target) is None
+
+
+def rationale_text(steps: list[str], target: str) -> str:
+    """Join rationale steps, one per line, ending with the answer line of TASKS.md."""
+    return "\n".join([*steps, f"{ANSWER_PREFIX}{target}."])
+
+
+def extract_answer(text: str) -> str:
+    """The final answer in a model's output: after the last "So the answer is ", else the first line.
+
+    Works for both outputs we train: a rationale ending in "So the answer is X." and an
+    answer-only completion "X".
+    """
+    idx = text.rfind(ANSWER_PREFIX)
+    if idx >= 0:
+        answer = text[idx + len(ANSWER_PREFIX):].split("\n", 1)[0].strip()
+        return answer[:-1] if answer.endswith(".") else answer
+    lines = text.strip().split("\n")
+    return lines[0].strip() if lines else ""

@@ -1,0 +1,100 @@
+"""dyck_languages: close the open brackets of a prefix of a Dyck word over ``( [ { <``.
+
+BBH format (Suzgun et al., 2022; see shared/TASKS.md): inputs of 2 to 99 tokens, nesting up to 26
+deep, targets of 1 to 3 closers. Other levels change input length, depth and target length. The
+rationale is a stack trace, one token per line: ``[ ; ([`` (the token, then the open brackets
+after it, bottom first), then one ``close ] ; (`` line per closer until the stack is empty.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+
+from .base import Example, Task, rationale_text
+
+PREFIX = "Complete the rest of the sequence, making sure that the parentheses are closed properly. Input: "
+PAIRS = {"(": ")", "[": "]", "{": "}", "<": ">"}
+EMPTY = "empty"  # how the trace writes an empty stack
+
+
+@dataclass(frozen=True)
+class Level:
+    min_len: int  # fewest input tokens
+    max_len: int  # most input tokens
+    max_depth: int  # deepest nesting in the input
+    min_target: int  # fewest closers in the answer
+    max_target: int  # most closers in the answer
+
+
+LEVELS: dict[int, Level] = {
+    1: Level(2, 10, 4, 1, 2),  # short and shallow
+    2: Level(2, 30, 10, 1, 3),
+    3: Level(2, 99, 26, 1, 3),  # BBH
+    4: Level(20, 120, 32, 4, 6),  # longer inputs, longer answers
+    5: Level(40, 160, 40, 7, 10),
+}
+
+
+def _heights(rng: random.Random, n: int, end: int, max_depth: int) -> list[int]:
+    """A uniformly random walk of ``n`` +-1 steps from 0 to ``end`` that stays within 0..max_depth."""
+    # ways[i][h]: walks from height h after i steps to ``end`` after n steps
+    ways = [[0] * (max_depth + 2) for _ in range(n + 1)]
+    ways[n][end] = 1
+    for i in range(n - 1, -1, -1):
+        for h in range(max_depth + 1):
+            ways[i][h] = ways[i + 1][h + 1] + (ways[i + 1][h - 1] if h > 0 else 0)
+    heights, h = [0], 0
+    for i in range(n):
+        h += 1 if rng.randrange(ways[i][h]) < ways[i + 1][h + 1] else -1
+        heights.append(h)
+    return heights
+
+
+def solve(tokens: list[str]) -> tuple[list[str], list[str]]:
+    """Trace lines and the closers that complete ``tokens``."""
+    stack: list[str] = []
+    lines = []
+    for tok in tokens:
+        if tok in PAIRS:
+            stack.append(tok)
+        else:
+            stack.pop()
+        lines.append(f"{tok} ; {''.join(stack) or EMPTY}")
+    closers = []
+    while stack:
+        closers.append(PAIRS[stack.pop()])
+        lines.append(f"close {closers[-1]} ; {''.join(stack) or EMPTY}")
+    return lines, closers
+
+
+class DyckLanguages(Task):
+    name = "dyck_languages"
+    levels = (1, 2, 3, 4, 5)
+    bbh_level = 3
+
+    def _generate(self, rng: random.Random, level: int) -> Example:
+        cfg = LEVELS[level]
+        n_close = rng.randint(cfg.min_target, cfg.max_target)
+        # n pushes and pops leave n_close open, so n and n_close have the same parity
+        lengths = range(max(cfg.min_len, n_close), cfg.max_len + 1)
+        n = rng.choice([k for k in lengths if (k - n_close) % 2 == 0])
+        heights = _heights(rng, n, n_close, cfg.max_depth)
+        stack: list[str] = []
+        tokens = []
+        for before, after in itertools.pairwise(heights):
+            if after > before:
+                stack.append(rng.choice(list(PAIRS)))
+                tokens.append(stack[-1])
+            else:
+                tokens.append(PAIRS[stack.pop()])
+        lines, closers = solve(tokens)
+        target = " ".join(closers)
+        return Example(
+            task=self.name,
+            level=level,
+            input=PREFIX + " ".join(tokens),
+            rationale=rationale_text(lines, target),
+            target=target,
+        )

@@ -1,0 +1,492 @@
+"""tool_call: route an English request to one tool call in canonical JSON (the workbench's own task).
+
+    Remind me to call Ana at 5pm
+    -> {"arguments":{"text":"call Ana","time":"17:00"},"name":"set_reminder"}
+
+``TOOLS`` is the registry: each tool's parameters as a JSON Schema (draft 2020-12). A request no
+tool serves maps to ``{"arguments":{},"name":"none"}``. Every argument value can be read off the
+request by a fixed rule ("5pm" -> "17:00", "March 4, 2026" -> "2026-03-04", "euros" -> "EUR"),
+so no target is ambiguous. The rationale names the tool, then one line per argument in the
+order the JSON writes them, showing the rule when the text and the value differ.
+
+The scorer says which rule a wrong prediction broke: invalid JSON, unknown tool, a schema
+violation (message from ``jsonschema``), or a valid call that is not the target.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from .base import Example, Task, rationale_text
+
+# --- the registry -----------------------------------------------------------------------------
+TIME = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "description": "24-hour HH:MM"}
+DATE = {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+        "description": "YYYY-MM-DD"}
+TEXT = {"type": "string", "minLength": 1}
+UNITS = {  # unit code -> the word a request may use instead (levels 2+)
+    "km": "kilometers", "mi": "miles", "m": "meters", "ft": "feet", "cm": "centimeters", "in": "inches",
+    "kg": "kilograms", "lb": "pounds", "g": "grams", "oz": "ounces",
+    "l": "liters", "ml": "milliliters", "gal": "gallons",
+    "celsius": "degrees Celsius", "fahrenheit": "degrees Fahrenheit",
+}
+DIMENSIONS = (("km", "mi", "m", "ft", "cm", "in"), ("kg", "lb", "g", "oz"), ("l", "ml", "gal"),
+              ("celsius", "fahrenheit"))
+CURRENCIES = {  # ISO code -> name a request may use instead (levels 2+)
+    "USD": "US dollars", "EUR": "euros", "GBP": "British pounds", "JPY": "Japanese yen",
+    "CHF": "Swiss francs", "CAD": "Canadian dollars", "AUD": "Australian dollars",
+    "INR": "Indian rupees", "MXN": "Mexican pesos", "CNY": "Chinese yuan",
+}
+CABINS = {"economy": "economy", "premium_economy": "premium economy", "business": "business class",
+          "first": "first class"}
+
+
+def _tool(description: str, properties: dict, required: list[str]) -> dict:
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "description": description,
+            "type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+TOOLS: dict[str, dict] = {
+    "get_weather": _tool("Weather forecast for a city.", {
+        "city": TEXT, "date": DATE, "units": {"enum": ["celsius", "fahrenheit"]},
+    }, ["city"]),
+    "convert_units": _tool("Convert a quantity between units of the same dimension.", {
+        "value": {"type": "number"}, "from_unit": {"enum": list(UNITS)}, "to_unit": {"enum": list(UNITS)},
+        "decimals": {"type": "integer", "minimum": 0, "maximum": 6},
+    }, ["value", "from_unit", "to_unit"]),
+    "calculator": _tool("Evaluate an arithmetic expression.", {
+        "expression": {"type": "string", "pattern": "^[0-9.+*/()-]+$"},
+    }, ["expression"]),
+    "create_calendar_event": _tool("Add an event to the user's calendar.", {
+        "title": TEXT, "date": DATE, "time": TIME,
+        "duration_minutes": {"type": "integer", "minimum": 1},
+        "attendees": {"type": "array", "items": TEXT, "minItems": 1}, "location": TEXT,
+    }, ["title", "date"]),
+    "set_reminder": _tool("Remind the user of something at a time.", {
+        "text": TEXT, "time": TIME, "date": DATE,
+    }, ["text", "time"]),
+    "search_flights": _tool("Find flights between two cities.", {
+        "origin": TEXT, "destination": TEXT, "date": DATE, "return_date": DATE,
+        "passengers": {"type": "integer", "minimum": 1, "maximum": 9}, "cabin": {"enum": list(CABINS)},
+    }, ["origin", "destination", "date"]),
+    "convert_currency": _tool("Convert an amount of money between currencies.", {
+        "amount": {"type": "number", "minimum": 0},
+        "from_currency": {"enum": list(CURRENCIES)}, "to_currency": {"enum": list(CURRENCIES)},
+    }, ["amount", "from_currency", "to_currency"]),
+    "web_search": _tool("Search the web.", {
+        "query": TEXT, "num_results": {"type": "integer", "minimum": 1, "maximum": 20},
+    }, ["query"]),
+}
+NONE = "none"  # the call for a request no tool serves: {"arguments":{},"name":"none"}
+_NONE_SCHEMA = _tool("No tool serves the request.", {}, [])
+_CALL_SCHEMA = {"type": "object", "required": ["name", "arguments"], "additionalProperties": False,
+                "properties": {"name": {"type": "string"}, "arguments": {"type": "object"}}}
+_CALL_VALIDATOR = Draft202012Validator(_CALL_SCHEMA)
+_VALIDATORS = {name: Draft202012Validator(s) for name, s in {**TOOLS, NONE: _NONE_SCHEMA}.items()}
+
+
+def canonical(call: dict) -> str:
+    """The one serialisation a target uses: sorted keys, no spaces."""
+    return json.dumps(call, sort_keys=True, separators=(",", ":"))
+
+
+def validate_call(obj) -> str | None:
+    """None when ``obj`` (parsed JSON) is a well-formed call of a known tool, else the reason."""
+    error = best_match(_CALL_VALIDATOR.iter_errors(obj))
+    if error is not None:
+        return f"not a tool call: {error.message}"
+    if obj["name"] not in _VALIDATORS:
+        return f"unknown tool {obj['name']!r}"
+    error = best_match(_VALIDATORS[obj["name"]].iter_errors(obj["arguments"]))
+    if error is not None:
+        return f"arguments break the schema of {obj['name']!r}: {error.message}"
+    return None
+
+
+# --- levels -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Level:
+    styles: tuple[int, ...]  # phrasing tiers drawn from: 0 plain, 1 varied, 2 paraphrase, 3 hard
+    p_optional: float  # chance that each optional argument of the tool is filled
+    max_optional: int  # most optional arguments in one call
+    distractors: int  # distractor sentences around the request (at most)
+    p_distractor: float  # chance that each distractor is present
+
+
+# level -> parameters; level 2 is the reference level
+LEVELS = {
+    1: Level((0,), 0.0, 0, 0, 0.0),  # required arguments only, plain phrasing, no distractor
+    2: Level((0, 1), 0.3, 1, 1, 0.25),  # sometimes an optional argument, occasional distractor
+    3: Level((0, 1, 2), 0.5, 2, 1, 1.0),  # paraphrases, one distractor
+    4: Level((2, 3), 0.6, 3, 2, 1.0),  # hard paraphrases, two distractors, several optional arguments
+}
+P_NONE = 0.08  # share of requests that no tool serves
+
+# --- vocabularies -----------------------------------------------------------------------------
+CITIES = ("Paris", "Tokyo", "Oslo", "Lima", "Cairo", "Sydney", "Toronto", "Madrid", "Nairobi", "Seoul",
+          "Berlin", "Chicago", "Mumbai", "Lisbon", "Dublin", "New York", "Buenos Aires", "Cape Town")
+NAMES = ("Ana", "Ben", "Chloe", "David", "Emma", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kofi",
+         "Lena", "Maya", "Noor", "Omar", "Priya")
+CHORES = ("call {name}", "email {name}", "buy milk", "water the plants", "take my medicine", "pay the rent",
+          "pick up the kids", "feed the cat", "back up my laptop", "return the library books")
+EVENTS = ("Team sync", "Dentist", "Budget review", "Yoga class", "Book club", "Project kickoff",
+          "Piano lesson", "Sprint planning")
+PLACES = ("Room 4B", "Cafe Luna", "Central Library", "Main Office", "Studio 3", "Hall B")
+TOPICS = ("best pizza in Naples", "how to repot a cactus", "history of the Eiffel Tower",
+          "electric bike reviews", "symptoms of the flu", "how tides work", "easy bread recipes",
+          "the rules of cricket", "how to learn Spanish fast", "largest deserts in the world")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December")
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+CHATTER = ("Thanks a lot!", "I'm in a bit of a rush today.", "Hope you're doing well.",
+           "My week has been really busy.", "Sorry for all the questions.", "It's been a long day.",
+           "Quick one for you.", "No rush on this.")
+ASIDES = ("My sister lives in {city}.", "I was in {city} last spring.", "I had lunch with {name} today.",
+          "{name} says hi.")  # harder distractors: they name a city or person that is not an argument
+NO_TOOL = (
+    ("Turn off the lights", "Play some jazz", "Order a pizza", "Tell me a joke", "Lock the front door"),
+    ("Send a text to {name}", "Call {name}", "Open the garage door", "Turn up the heating"),
+    ("Could you dim the bedroom lights a bit?", "Write a short poem about autumn.",
+     "Please order more coffee beans."),
+    ("I'd love to hear some music from the eighties, can you put some on?",
+     "Can you let {name} know I'm running late?", "It's freezing in here, could you warm the place up?"),
+)
+
+
+# --- how values are said ----------------------------------------------------------------------
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _say_time(rng: random.Random, tier: int, h: int, m: int) -> str:
+    h12, half = (h % 12 or 12), ("am" if h < 12 else "pm")
+    ampm = f"{h12}{half}" if m == 0 else f"{h12}:{m:02d}{half}"
+    forms = [f"{h:02d}:{m:02d}", ampm]
+    if tier >= 1:
+        forms.append(ampm[:-2] + " " + half)  # "5 pm"
+    if tier >= 2 and m in (0, 15, 30):
+        part = "morning" if h < 12 else "afternoon" if h < 18 else "evening"
+        lead = {0: "", 15: "quarter past ", 30: "half past "}[m]
+        tail = " o'clock" if m == 0 else ""
+        forms.append(f"{lead}{h12}{tail} in the {part}")
+        if (h, m) == (12, 0):
+            forms.append("noon")
+    return rng.choice(forms)
+
+
+def _draw_time(rng: random.Random) -> tuple[int, int]:
+    return rng.randint(6, 21), rng.choice((0, 0, 0, 15, 30, 45, 10, 20, 40, 50))
+
+
+def _draw_date(rng: random.Random, day_max: int = 28) -> tuple[int, int, int]:
+    return rng.randint(2025, 2027), rng.randint(1, 12), rng.randint(1, day_max)
+
+
+def _say_date(rng: random.Random, tier: int, y: int, mo: int, d: int) -> str:
+    month = MONTHS[mo - 1]
+    forms = [f"{y}-{mo:02d}-{d:02d}", f"{month} {d}, {y}"]
+    if tier >= 1:
+        forms += [f"{d} {month} {y}", f"{month} {_ordinal(d)}, {y}"]
+    if tier >= 2:
+        forms.append(f"the {_ordinal(d)} of {month} {y}")
+    return rng.choice(forms)
+
+
+def _iso(y: int, mo: int, d: int) -> str:
+    return f"{y}-{mo:02d}-{d:02d}"
+
+
+def _say_count(rng: random.Random, tier: int, n: int) -> str:
+    return NUMBER_WORDS[n] if tier >= 2 and n < 10 and rng.random() < 0.5 else str(n)
+
+
+def _draw_amount(rng: random.Random, tier: int) -> tuple[float | int, str]:
+    """A quantity and how it is written: ``12``, ``12.5``, or (tier 2+) ``1,200``."""
+    if rng.random() < 0.3:
+        value = rng.randint(1, 999) / rng.choice((2, 4, 10))
+        value = int(value) if value == int(value) else value
+    else:
+        value = rng.choice((rng.randint(1, 100), rng.randint(100, 5000)))
+    said = f"{value:,}" if tier >= 2 and isinstance(value, int) else str(value)
+    return value, said
+
+
+def _join_names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _pick(rng: random.Random, tier: int, phrasings: tuple[tuple[str, ...], ...]) -> str:
+    """A phrasing of tier ``tier``: 0 plain, 1 varied, 2 paraphrase, 3 hard."""
+    return rng.choice(phrasings[tier])
+
+
+def _say_code(rng: random.Random, tier: int, code: str, names: dict[str, str]) -> str:
+    """A unit or currency as its code (tier 0) or, from tier 1, sometimes by name."""
+    return code if tier == 0 else rng.choice((code, names[code]))
+
+
+# --- one generator per tool: (rng, tier, optional args to fill) -> (request, arguments, said) -----
+# ``said`` maps each argument to the words the request used for it, for the rationale.
+def _get_weather(rng, tier, extra):
+    city = rng.choice(CITIES)
+    args, said, tail = {"city": city}, {"city": city}, ""
+    if "units" in extra:
+        args["units"] = rng.choice(("celsius", "fahrenheit"))
+        said["units"] = rng.choice((args["units"], args["units"].capitalize()))
+        tail += f" in {said['units']}"
+    if "date" in extra:
+        date = _draw_date(rng)
+        args["date"], said["date"] = _iso(*date), _say_date(rng, tier, *date)
+        tail += f" on {said['date']}"
+    text = _pick(rng, tier, (
+        ("What's the weather in {city}{tail}", "Get the weather for {city}{tail}"),
+        ("How's the weather in {city}{tail}?", "Weather forecast for {city}{tail}, please."),
+        ("Will I need an umbrella in {city}{tail}?", "Tell me what the weather looks like in {city}{tail}."),
+        ("Heading to {city} soon, what should I expect weather-wise{tail}?",
+         "Is it going to be sunny in {city}{tail}, do you think?"),
+    )).format(city=city, tail=tail)
+    return text, args, said
+
+
+def _convert_units(rng, tier, extra):
+    dim = rng.choice(DIMENSIONS)
+    src, dst = rng.sample(dim, 2)
+    value, said_value = _draw_amount(rng, tier)
+    if src in ("celsius", "fahrenheit") and rng.random() < 0.3:
+        value, said_value = -value, f"-{said_value}"
+    args = {"value": value, "from_unit": src, "to_unit": dst}
+    said = {"value": said_value, "from_unit": _say_code(rng, tier, src, UNITS),
+            "to_unit": _say_code(rng, tier, dst, UNITS)}
+    tail = ""
+    if "decimals" in extra:
+        args["decimals"] = rng.randint(0, 4)
+        said["decimals"] = _say_count(rng, tier, args["decimals"])
+        tail = f", rounded to {said['decimals']} decimal places"
+    text = _pick(rng, tier, (
+        ("Convert {v} {a} to {b}{tail}",),
+        ("How many {b} is {v} {a}{tail}?", "Change {v} {a} into {b}{tail}."),
+        ("I have {v} {a}; what is that in {b}{tail}?",),
+        ("My recipe says {v} {a} but I only understand {b}, help me out{tail}.",),
+    )).format(v=said_value, a=said["from_unit"], b=said["to_unit"], tail=tail)
+    return text, args, said
+
+
+_OPS = {"+": ("+", "plus", "plus"), "-": ("-", "minus", "minus"), "*": ("*", "times", "multiplied by"),
+        "/": ("/", "divided by", "divided by")}
+
+
+def _calculator(rng, tier, extra):
+    nums = [rng.randint(2, 999) for _ in range(rng.choice((2, 2, 3)))]
+    ops = [rng.choice(tuple(_OPS)) for _ in nums[1:]]
+    style = min(tier, 2)
+    words = [str(nums[0])]
+    for op, n in zip(ops, nums[1:]):
+        words += [_OPS[op][rng.randint(1, style) if style else 0], str(n)]
+    expr = str(nums[0]) + "".join(op + str(n) for op, n in zip(ops, nums[1:]))
+    said = " ".join(words)
+    if tier >= 3 and len(nums) == 2 and ops[0] in "+*" and rng.random() < 0.5:
+        said = f"the {'sum' if ops[0] == '+' else 'product'} of {nums[0]} and {nums[1]}"
+    text = _pick(rng, tier, (
+        ("Calculate {e}", "What is {e}?"),
+        ("Compute {e}.", "How much is {e}?"),
+        ("Could you work out {e} for me?",),
+        ("Quick maths check: what do you get for {e}?", "I need {e}, can you crunch that?"),
+    )).format(e=said)
+    return text, {"expression": expr}, {"expression": said}
+
+
+def _create_calendar_event(rng, tier, extra):
+    title, date = rng.choice(EVENTS), _draw_date(rng)
+    args = {"title": title, "date": _iso(*date)}
+    said = {"title": title, "date": _say_date(rng, tier, *date)}
+    parts = []
+    if "time" in extra:
+        h, m = _draw_time(rng)
+        args["time"], said["time"] = f"{h:02d}:{m:02d}", _say_time(rng, tier, h, m)
+        parts.append(f" at {said['time']}")
+    if "duration_minutes" in extra:
+        minutes = rng.choice((15, 30, 45, 60, 90, 120))
+        forms = [f"{minutes} minutes"]
+        if tier >= 1:
+            forms += {60: ["an hour", "1 hour"], 120: ["2 hours", "two hours"]}.get(minutes, [])
+        if tier >= 2:
+            forms += {30: ["half an hour"], 90: ["an hour and a half"]}.get(minutes, [])
+        args["duration_minutes"], said["duration_minutes"] = minutes, rng.choice(forms)
+        parts.append(f" for {said['duration_minutes']}")
+    if "attendees" in extra:
+        args["attendees"] = rng.sample(NAMES, rng.randint(1, 3))
+        said["attendees"] = _join_names(args["attendees"])
+        parts.append(f" with {said['attendees']}")
+    if "location" in extra:
+        args["location"] = said["location"] = rng.choice(PLACES)
+        parts.append(f" {rng.choice(('in', 'at'))} {args['location']}")
+    rng.shuffle(parts)
+    text = _pick(rng, tier, (
+        ('Create a calendar event "{t}" on {d}{x}', 'Add "{t}" to my calendar on {d}{x}'),
+        ('Schedule "{t}" on {d}{x}.', 'Put "{t}" in my calendar for {d}{x}, please.'),
+        ('Please book "{t}" into my calendar on {d}{x}.',),
+        ('Can you block out some time on {d}{x} for "{t}"?', 'Pencil in "{t}" for {d}{x}, would you?'),
+    )).format(t=title, d=said["date"], x="".join(parts))
+    return text, args, said
+
+
+def _set_reminder(rng, tier, extra):
+    chore = rng.choice(CHORES).format(name=rng.choice(NAMES))
+    h, m = _draw_time(rng)
+    args = {"text": chore, "time": f"{h:02d}:{m:02d}"}
+    said = {"text": chore, "time": _say_time(rng, tier, h, m)}
+    when = f"at {said['time']}"
+    if "date" in extra:
+        date = _draw_date(rng)
+        args["date"], said["date"] = _iso(*date), _say_date(rng, tier, *date)
+        when += f" on {said['date']}"
+    text = _pick(rng, tier, (
+        ("Remind me to {c} {w}", "Set a reminder to {c} {w}"),
+        ("Please remind me to {c} {w}.", "Can you set a reminder {w} to {c}?"),
+        ("Don't let me forget to {c}, ping me {w}.",),
+        ("Could you nudge me {w} so I remember to {c}?", "I keep forgetting to {c}; buzz me {w}."),
+    )).format(c=chore, w=when)
+    return text, args, said
+
+
+def _search_flights(rng, tier, extra):
+    src, dst = rng.sample(CITIES, 2)
+    y, mo, d = _draw_date(rng, day_max=20)
+    args = {"origin": src, "destination": dst, "date": _iso(y, mo, d)}
+    said = {"origin": src, "destination": dst, "date": _say_date(rng, tier, y, mo, d)}
+    tail = ""
+    if "return_date" in extra:
+        back = (y, mo, d + rng.randint(1, 8))
+        args["return_date"], said["return_date"] = _iso(*back), _say_date(rng, tier, *back)
+        tail += f", returning on {said['return_date']}"
+    if "passengers" in extra:
+        n = rng.randint(1, 6)
+        args["passengers"], said["passengers"] = n, _say_count(rng, tier, n)
+        tail += f" for {said['passengers']} {'passenger' if n == 1 else rng.choice(('passengers', 'people'))}"
+    if "cabin" in extra:
+        args["cabin"] = rng.choice(tuple(CABINS))
+        said["cabin"] = CABINS[args["cabin"]]
+        tail += f" in {said['cabin']}"
+    text = _pick(rng, tier, (
+        ("Find flights from {o} to {d} on {t}{x}",),
+        ("Search for flights from {o} to {d} on {t}{x}.", "I need a flight to {d} from {o} on {t}{x}."),
+        ("Are there any flights leaving {o} for {d} on {t}{x}?",),
+        ("I have to get from {o} to {d} by plane on {t}{x}; what are my options?",
+         "Look for a way to fly into {d}, departing {o} on {t}{x}."),
+    )).format(o=src, d=dst, t=said["date"], x=tail)
+    return text, args, said
+
+
+def _convert_currency(rng, tier, extra):
+    src, dst = rng.sample(tuple(CURRENCIES), 2)
+    amount, said_amount = _draw_amount(rng, tier)
+    args = {"amount": amount, "from_currency": src, "to_currency": dst}
+    said = {"amount": said_amount, "from_currency": _say_code(rng, tier, src, CURRENCIES),
+            "to_currency": _say_code(rng, tier, dst, CURRENCIES)}
+    text = _pick(rng, tier, (
+        ("Convert {v} {a} to {b}",),
+        ("How much is {v} {a} in {b}?", "Exchange {v} {a} into {b}."),
+        ("What would {v} {a} be worth in {b}?",),
+        ("I've got {v} {a} left over from my trip; what's that in {b} these days?",),
+    )).format(v=said_amount, a=said["from_currency"], b=said["to_currency"])
+    return text, args, said
+
+
+def _web_search(rng, tier, extra):
+    query = rng.choice(TOPICS)
+    args, said, tail = {"query": query}, {"query": query}, ""
+    if "num_results" in extra:
+        n = rng.randint(3, 10)
+        args["num_results"], said["num_results"] = n, _say_count(rng, tier, n)
+        tail = f" and show me the top {said['num_results']} results"
+    text = _pick(rng, tier, (
+        ("Search the web for {q}{x}",),
+        ("Look up {q} online{x}.", "Google {q}{x}."),
+        ("Can you find some articles about {q}{x}?",),
+        ("I want to read up on {q}, so dig around online{x}.",),
+    )).format(q=query, x=tail)
+    return text, args, said
+
+
+GENERATORS = {
+    "get_weather": _get_weather, "convert_units": _convert_units, "calculator": _calculator,
+    "create_calendar_event": _create_calendar_event, "set_reminder": _set_reminder,
+    "search_flights": _search_flights, "convert_currency": _convert_currency, "web_search": _web_search,
+}
+
+
+def _step(key: str, said: str, value) -> str:
+    """``time: 5pm -> 17:00``, or ``text: call Ana`` when the request already wrote the value."""
+    written = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return f"{key}: {said}" if said == written else f"{key}: {said} -> {written}"
+
+
+class ToolCall(Task):
+    """Route a request to one of ``TOOLS`` (or ``none``) as canonical JSON.
+
+    There is no BBH version of this task: ``bbh_level = 2`` marks the reference level that
+    ``generate(level=None)`` and benchmarks use (varied phrasing, sometimes an optional argument).
+    """
+
+    name = "tool_call"
+    levels = tuple(LEVELS)
+    bbh_level = 2
+
+    def _generate(self, rng: random.Random, level: int) -> Example:
+        lv = LEVELS[level]
+        tier = rng.choice(lv.styles)
+        if rng.random() < P_NONE:
+            tool = NONE
+            request = _pick(rng, tier, NO_TOOL).format(name=rng.choice(NAMES))
+            args, said = {}, {}
+        else:
+            tool = rng.choice(tuple(GENERATORS))
+            schema = TOOLS[tool]
+            optional = [k for k in schema["properties"] if k not in schema["required"]]
+            rng.shuffle(optional)
+            extra = [k for k in optional if rng.random() < lv.p_optional][: lv.max_optional]
+            request, args, said = GENERATORS[tool](rng, tier, extra)
+        target = canonical({"name": tool, "arguments": args})
+        steps = [f"tool: {tool}"] + [_step(k, said[k], args[k]) for k in sorted(args)]
+        return Example(
+            task=self.name,
+            level=level,
+            input=self._with_distractors(rng, lv, request),
+            rationale=rationale_text(steps, target),
+            target=target,
+        )
+
+    @staticmethod
+    def _with_distractors(rng: random.Random, lv: Level, request: str) -> str:
+        """Put up to ``lv.distractors`` sentences before or after the request."""
+        before, after = [], []
+        for i in range(lv.distractors):
+            if rng.random() >= lv.p_distractor:
+                continue
+            if i == 1:  # the second distractor names a city or person the request does not use
+                city = rng.choice([c for c in CITIES if c not in request])
+                name = rng.choice([n for n in NAMES if n not in request])
+                sentence = rng.choice(ASIDES).format(city=city, name=name)
+            else:
+                sentence = rng.choice(CHATTER)
+            (before if rng.random() < 0.5 else after).append(sentence)
+        if after and request[-1] not in ".?!":
+            request += "."
+        return " ".join([*before, request, *after])
+
+    def diagnose(self, prediction: str, target: str) -> str | None:
+        """None when right, else "invalid JSON", "unknown tool 'x'", a schema break, or "wrong call"."""
+        try:
+            call = json.loads(prediction)
+        except ValueError:
+            return "invalid JSON"
+        reason = validate_call(call)
+        if reason is not None:
+            return reason
+        return None if call == json.loads(target) else "wrong call"

@@ -19,7 +19,8 @@ def test_record_then_markdown(reports):
     assert data["profile"] == "laptop" and "cores" in data["machine"]
     assert data["results"]["baselines/smollm2/dyck_languages/accuracy"] == 0.16
     md = report.write_markdown("laptop").read_text()
-    assert "## baselines" in md and "| smollm2 | 0.430 | 0.160 |" in md and "| gemma | 0.500 |  |" in md
+    assert "## baselines: accuracy" in md and "| | boolean_expressions | dyck_languages |" in md
+    assert "| gemma | 0.500 |  |" in md and "| smollm2 | 0.430 | 0.160 |" in md
     assert "Profile `laptop`" in md
 
 

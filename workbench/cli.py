@@ -1,7 +1,8 @@
-"""The command line: ``python -m workbench {eval,data,report} ...``.
+"""The command line: ``python -m workbench {eval,train,data,report} ...``.
 
     python -m workbench eval --model smollm2-135m-instruct --task boolean_expressions --n 20 --shots 3
     python -m workbench eval --model artifacts/bool --task boolean_expressions --data my_eval.jsonl
+    python -m workbench train --task boolean_expressions --profile laptop --out artifacts/bool
     python -m workbench data      # regenerate data/ (the fixed splits)
     python -m workbench report    # reports/results.md from reports/results.json
 
@@ -66,7 +67,12 @@ def cmd_eval(args) -> int:
     chat = args.chat and tok.chat_template is not None
     if args.chat and not chat:
         raise UsageError(f"model {args.model!r} has no chat template; drop --chat")
-    cfg = EvalConfig(shots=shots, chat=chat, rationale=args.rationale, batch_size=args.batch_size)
+    rationale = args.rationale
+    if rationale is None:  # a student's card says how it was trained
+        from .artifacts import is_model_folder, read_card
+
+        rationale = bool(is_model_folder(where) and read_card(where)["train"].get("rationale"))
+    cfg = EvalConfig(shots=shots, chat=chat, rationale=rationale, batch_size=args.batch_size)
     local = args.model not in PRETRAINED and where != args.model
     res = evaluate(model, tok, task.name, examples, cfg, model_name=args.model,
                    model_path=where if local or args.model in PRETRAINED else None)
@@ -75,6 +81,30 @@ def cmd_eval(args) -> int:
         with open(args.predictions, "w") as f:
             for p in res.predictions:
                 f.write(json.dumps(p) + "\n")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from . import env, tasks
+    from .recipes import train_specialist
+
+    names = [t for t in args.task.split(",") if t]
+    try:
+        for name in names:
+            tasks.get(name)
+        if len(names) != 1:
+            raise ValueError(f"train takes one task for now, got {args.task!r} (multi-task training: notebook 06)")
+        env.profile_name(args.profile)
+        if args.steps is not None and args.steps < 1:
+            raise ValueError(f"--steps must be a positive integer, got {args.steps}")
+        card = train_specialist(names[0], args.profile, out=args.out, steps=args.steps,
+                                rationale=args.rationale, resume=args.resume)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    ev = card["eval"]
+    print(json.dumps({"out": args.out, "task": names[0], "params": card["params"], "steps": card["train"]["steps"],
+                      "train_seconds": round(card["train_seconds"], 1), "accuracy": ev["accuracy"],
+                      "by_level": ev["by_level"]}))
     return 0
 
 
@@ -105,11 +135,22 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--level", type=int, help="only this level of the test split")
     e.add_argument("--shots", type=_non_negative, help="few-shot examples (default: 0 for students, 3 otherwise)")
     e.add_argument("--chat", action="store_true", help="use the model's chat template")
-    e.add_argument("--rationale", action="store_true", help="the model writes a rationale before its answer")
+    e.add_argument("--rationale", action=argparse.BooleanOptionalAction, default=None,
+                   help="the model writes a rationale before its answer (default: as its card says)")
     e.add_argument("--batch-size", type=_positive, default=8)
     e.add_argument("--predictions", help="also write every prediction to this JSONL file")
     e.add_argument("--allow-download", action="store_true", help="let a hub id download (off by default)")
     e.set_defaults(func=cmd_eval)
+
+    t = sub.add_parser("train", help="train a specialist from scratch and save it to --out")
+    t.add_argument("--task", required=True, help="the task to train on")
+    t.add_argument("--profile", help="smoke, laptop or gpu (default: WORKBENCH_PROFILE, else by hardware)")
+    t.add_argument("--out", required=True, help="folder for the model, its card and checkpoints")
+    t.add_argument("--steps", type=int, help="optimizer steps (default: the profile's recipe)")
+    t.add_argument("--rationale", action=argparse.BooleanOptionalAction, default=True,
+                   help="learn the step-by-step rationale (default) or the answer only")
+    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    t.set_defaults(func=cmd_train)
 
     d = sub.add_parser("data", help="regenerate the fixed splits in data/")
     d.set_defaults(func=cmd_data)

@@ -24,12 +24,14 @@ class Profile:
     eval_batch: int  # sequences generated at once during evaluation
     pretrained: tuple[str, ...]  # real pretrained models scored as baselines
     pretrained_chat: bool  # also score the instruct model through its chat template
+    specialist_eval_n: int | None = None  # test examples a trained specialist is scored on (None: all 100)
     extra: dict = field(default_factory=dict)  # room for later patterns' sizes
 
 
 SIZES: dict[str, Profile] = {
     "smoke": Profile("smoke", eval_n=2, shots=3, eval_batch=4,
-                     pretrained=("smollm2-135m-instruct", "gemma-3-270m"), pretrained_chat=True),
+                     pretrained=("smollm2-135m-instruct", "gemma-3-270m"), pretrained_chat=True,
+                     specialist_eval_n=4),
     "laptop": Profile("laptop", eval_n=30, shots=3, eval_batch=8,
                       pretrained=("smollm2-135m-instruct", "gemma-3-270m"), pretrained_chat=True),
     "gpu": Profile("gpu", eval_n=250, shots=3, eval_batch=32,

@@ -1,4 +1,8 @@
-"""Models: the real pretrained small models, loaded offline, and (later) the students built here.
+"""Models: the students built here, and the real pretrained small models, loaded offline.
+
+``student(StudentConfig(...))`` builds a Llama-style transformers model (RMSNorm, rotary
+positions, SwiGLU; Touvron et al., 2023) from a few numbers, so everything that takes a
+transformers model takes ours: ``generate``, peft, captum, ``save_pretrained``.
 
 ``load_pretrained(name)`` takes one of three things:
 
@@ -18,6 +22,40 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    layers: int = 4  # transformer blocks
+    width: int = 128  # hidden size (embedding width)
+    heads: int = 4  # attention heads (width must divide by it)
+    mlp_ratio: float = 4.0  # SwiGLU inner width, as a multiple of width (the 2/3 rule is applied)
+    max_len: int = 1024  # longest sequence, prompt and completion together
+    tie_embeddings: bool = True  # share input and output embeddings (saves vocab x width)
+
+
+def student(cfg: StudentConfig, tokenizer):
+    """A fresh Llama-style causal LM sized by ``cfg``, its vocabulary taken from ``tokenizer``."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    if cfg.layers < 1 or cfg.width < 1 or cfg.heads < 1:
+        raise ValueError(f"layers, width and heads must be positive, got {cfg}")
+    if cfg.width % cfg.heads:
+        raise ValueError(f"width {cfg.width} must be divisible by heads {cfg.heads}")
+    inner = int(cfg.mlp_ratio * cfg.width * 2 / 3)
+    inner = 16 * ((inner + 15) // 16)  # a multiple of 16 for efficient matmuls
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=cfg.width, intermediate_size=inner,
+        num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
+        max_position_embeddings=cfg.max_len, tie_word_embeddings=cfg.tie_embeddings,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id)
+    return LlamaForCausalLM(config)
+
+
+def param_bytes(model) -> int:
+    """Bytes the parameters take in memory (tied weights counted once)."""
+    return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
 @dataclass(frozen=True)

@@ -56,23 +56,23 @@ def record(key: str, value, profile: str | None = None):
 
 def _fmt(v) -> str:
     if isinstance(v, float):
-        return f"{v:.3g}" if abs(v) >= 1 or v == 0 else f"{v:.3f}"
+        return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}" if abs(v) >= 1 else f"{v:.3f}"
     return str(v)
 
 
 def markdown(data: dict) -> str:
-    """One table per section: rows are the second key part, columns the rest of the key."""
+    """One table per section and metric (the last key part): rows are the second part, columns the rest."""
     lines = ["# Results", "",
              f"Profile `{data.get('profile', '?')}` on {data.get('machine', '?')}; "
              f"last updated {data.get('updated', '?')}. Written by `make run` from `results.json`.", ""]
-    sections: dict[str, dict[str, dict[str, object]]] = {}
+    tables: dict[str, dict[str, dict[str, object]]] = {}
     for key, value in sorted(data.get("results", {}).items()):
-        section, *rest = key.split("/")
-        row, col = (rest[0], "/".join(rest[1:])) if len(rest) > 1 else ("", rest[0])
-        sections.setdefault(section, {}).setdefault(row, {})[col] = value
-    for section, rows in sections.items():
-        cols = sorted({c for r in rows.values() for c in r})
-        lines += [f"## {section}", "", "| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        section, *middle, metric = key.split("/")
+        row, col = (middle[0], "/".join(middle[1:]) or "value") if middle else ("", "value")
+        tables.setdefault(f"{section}: {metric}", {}).setdefault(row, {})[col] = value
+    for title, rows in tables.items():
+        cols = list(dict.fromkeys(c for r in rows.values() for c in r))
+        lines += [f"## {title}", "", "| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         for row, vals in rows.items():
             lines.append(f"| {row} | " + " | ".join(_fmt(vals[c]) if c in vals else "" for c in cols) + " |")
         lines.append("")

@@ -1,0 +1,94 @@
+"""Artifacts a user keeps: one folder per model, and a cache of specialists trained once.
+
+A model folder holds ``save_pretrained`` weights (safetensors), the tokenizer, ``workbench.json``
+(how it was trained and what it scored) and a ``README.md`` model card written from it. Files
+are written to a temporary folder and moved in one by one with ``os.replace``, so an interrupted
+save never leaves a half-written model behind.
+
+``specialist(task)`` is the content-addressed cache the notebooks use: the key hashes the
+recipe (student size, training config, profile), so asking again for the same specialist loads
+it, and changing any number trains a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+CARD = "workbench.json"
+
+
+def is_model_folder(path: str | Path) -> bool:
+    return (Path(path) / CARD).exists() and (Path(path) / "config.json").exists()
+
+
+def check_writable(out: str | Path) -> Path:
+    """``out`` as a Path, if a model folder can be written there; else one clear ValueError."""
+    out = Path(out).expanduser()
+    parent = out if out.exists() else out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} exists and is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {str(out)!r} is not writable (no write permission on {str(parent)!r})")
+    return out
+
+
+def save_model(out: str | Path, model, tokenizer, card: dict) -> Path:
+    """Write weights, tokenizer, ``workbench.json`` and ``README.md`` into ``out`` atomically per file."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".save-", dir=out))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / CARD).write_text(json.dumps(card, indent=1, sort_keys=True))
+        (tmp / "README.md").write_text(model_card(card))
+        for f in tmp.iterdir():
+            os.replace(f, out / f.name)  # the card last would be nicer, but each file is whole either way
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def read_card(path: str | Path) -> dict:
+    return json.loads((Path(path) / CARD).read_text())
+
+
+def model_card(card: dict) -> str:
+    """A human-readable card from the JSON one."""
+    ev = card.get("eval", {})
+    levels = ", ".join(f"L{k}: {100 * v:.0f}%" for k, v in sorted(ev.get("by_level", {}).items()))
+    lines = [
+        f"# {card.get('name', 'workbench student')}", "",
+        f"A character-level Llama-style student trained by small-reasoners on `{', '.join(card.get('tasks', []))}`.",
+        "",
+        "| field | value |", "|---|---|",
+        f"| tasks | {', '.join(card.get('tasks', []))} |",
+        f"| profile | {card.get('profile', '')} |",
+        f"| data | {card.get('data', '')} |",
+        f"| rationale | {card.get('train', {}).get('rationale', '')} |",
+        f"| steps | {card.get('train', {}).get('steps', '')} |",
+        f"| seed | {card.get('train', {}).get('seed', '')} |",
+        f"| parameters | {card.get('params', '')} |",
+        f"| bytes on disk | {card.get('bytes', '')} |",
+        f"| test accuracy (BBH level, n={ev.get('n', '')}) | {100 * ev.get('accuracy', 0):.1f}% |",
+        f"| test accuracy by level | {levels} |",
+        f"| latency per example | {ev.get('latency_ms', 0):.1f} ms ({card.get('machine', '')}) |",
+        f"| training time | {card.get('train_seconds', 0):.0f} s |",
+        "",
+        "Load it with `workbench.models.load_pretrained(PATH)`; score it with "
+        "`python -m workbench eval --model PATH --task TASK`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def recipe_key(recipe: dict) -> str:
+    """A short content hash of everything that decides what a training run produces."""
+    blob = json.dumps(recipe, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]

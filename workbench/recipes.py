@@ -1,0 +1,115 @@
+"""Specialists: a student size and a training recipe per task and profile, trained once and cached.
+
+    model, tok = specialist("boolean_expressions")          # trains the first time, loads afterwards
+    card = train_specialist("dyck_languages", "laptop", out="artifacts/dyck")
+
+The laptop recipes are sized so one run takes at most about 15 minutes on 2 CPU cores
+(shared/MACHINE.md has the machine's training throughput); the smoke ones take seconds and
+only check that everything runs; the gpu ones go further.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from . import env, tasks
+from .artifacts import check_writable, is_model_folder, read_card, recipe_key, save_model
+from .models import StudentConfig, bytes_on_disk, cache_dir, count_params, student
+from .tokenizer import CharTokenizer
+from .train import TrainConfig, train
+
+# (student, training) per task in the laptop profile; smoke and gpu are derived below
+LAPTOP: dict[str, tuple[StudentConfig, TrainConfig]] = {
+    "boolean_expressions": (StudentConfig(layers=4, width=128, heads=4, max_len=640),
+                            TrainConfig(steps=2400, batch_size=32, lr=3e-3, warmup=100)),
+    "multistep_arithmetic_two": (StudentConfig(layers=6, width=192, heads=6, max_len=640),
+                                 TrainConfig(steps=2400, batch_size=32, lr=2e-3, warmup=100)),
+    "dyck_languages": (StudentConfig(layers=4, width=128, heads=4, max_len=1024),
+                       TrainConfig(steps=1600, batch_size=32, lr=3e-3, warmup=100)),
+    "word_sorting": (StudentConfig(layers=6, width=192, heads=6, max_len=768),
+                     TrainConfig(steps=2000, batch_size=32, lr=2e-3, warmup=100)),
+    "tool_call": (StudentConfig(layers=4, width=192, heads=6, max_len=512),
+                  TrainConfig(steps=2000, batch_size=32, lr=2e-3, warmup=100)),
+}
+
+
+def recipe(task_name: str, profile: str | None = None, steps: int | None = None,
+           rationale: bool = True) -> tuple[StudentConfig, TrainConfig]:
+    """The student and training config for ``task_name`` in ``profile``."""
+    task = tasks.get(task_name)
+    prof = env.profile_name(profile)
+    model_cfg, train_cfg = LAPTOP[task.name]
+    train_cfg = replace(train_cfg, tasks=(task.name,), rationale=rationale)
+    if prof == "smoke":  # seconds: proves the pipeline, learns little
+        model_cfg = replace(model_cfg, layers=2, width=64, heads=4)
+        train_cfg = replace(train_cfg, steps=16, batch_size=8, warmup=4, eval_every=8, eval_n=8,
+                            checkpoint_every=8, log_every=4)
+    elif prof == "gpu":  # wider, deeper, longer
+        model_cfg = replace(model_cfg, layers=8, width=384, heads=6)
+        train_cfg = replace(train_cfg, steps=train_cfg.steps * 4, batch_size=64, lr=train_cfg.lr / 2)
+    if steps is not None:
+        if steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        warm = min(train_cfg.warmup, max(1, steps // 10))
+        every = max(train_cfg.bucket, (steps // 4) // train_cfg.bucket * train_cfg.bucket)
+        train_cfg = replace(train_cfg, steps=steps, warmup=warm, eval_every=every, checkpoint_every=every)
+    return model_cfg, train_cfg
+
+
+def train_specialist(task_name: str, profile: str | None = None, out: str | Path | None = None,
+                     steps: int | None = None, rationale: bool = True, resume: bool = False,
+                     callbacks=(), progress: bool = True, eval_n: int | None = None) -> dict:
+    """Build, train, save and score one specialist; returns its card (also written to ``out``)."""
+    from .evaluate import EvalConfig, evaluate
+    from .tasks import splits
+
+    prof = env.profile_name(profile)
+    model_cfg, train_cfg = recipe(task_name, prof, steps, rationale)
+    eval_n = eval_n if eval_n is not None else env.SIZES[prof].specialist_eval_n
+    out = check_writable(out) if out is not None else None
+    if out is not None and is_model_folder(out) and not resume:
+        raise ValueError(f"--out {str(out)!r} already holds a trained model; pass --resume to continue "
+                         "its training or choose another folder")
+    env.set_seed(train_cfg.seed)
+    tok = CharTokenizer()
+    model = student(model_cfg, tok)
+    t0 = time.perf_counter()
+    result = train(model, tok, train_cfg, out=out, resume=resume, callbacks=callbacks, progress=progress)
+    seconds = time.perf_counter() - t0
+    task = tasks.get(task_name)
+    cfg = EvalConfig(rationale=rationale, batch_size=64, max_new_tokens=model_cfg.max_len)
+    res = evaluate(model, tok, task.name, splits.load(task.name, "test", level=task.bbh_level, n=eval_n), cfg)
+    others = [e for lv in task.levels if lv != task.bbh_level
+              for e in splits.load(task.name, "test", level=lv, n=eval_n or 20)]
+    by_level = {**evaluate(model, tok, task.name, others, cfg).by_level, **res.by_level}
+    card = {
+        "name": f"{task.name} specialist ({prof})", "tasks": [task.name], "profile": prof,
+        "data": "fresh generator examples (test and validation inputs excluded); scored on data/ test split",
+        "student": asdict(model_cfg), "train": {**asdict(train_cfg), "tasks": list(train_cfg.tasks)},
+        "params": count_params(model), "train_seconds": seconds, "train_tokens": result.tokens,
+        "machine": env.machine(), "history": result.history,
+        "eval": {"n": res.n, "accuracy": res.accuracy, "by_level": by_level, "latency_ms": res.latency_ms,
+                 "examples_per_s": res.examples_per_s},
+    }
+    if out is not None:
+        save_model(out, model, tok, card)
+        card["bytes"] = bytes_on_disk(out)
+        save_model(out, model, tok, card)
+    return card
+
+
+def specialist(task_name: str, profile: str | None = None, rationale: bool = True, progress: bool = True):
+    """(model, tokenizer, card) of the cached specialist for this recipe, training it the first time."""
+    from .models import load_pretrained
+
+    prof = env.profile_name(profile)
+    model_cfg, train_cfg = recipe(task_name, prof, rationale=rationale)
+    key = recipe_key({"student": asdict(model_cfg), "train": asdict(train_cfg), "profile": prof,
+                      "data_version": 1})
+    folder = cache_dir() / "specialists" / f"{task_name}-{prof}-{key}"
+    if not is_model_folder(folder):
+        train_specialist(task_name, prof, out=folder, rationale=rationale, resume=True, progress=progress)
+    model, tok = load_pretrained(str(folder))
+    return model, tok, read_card(folder)

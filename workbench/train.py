@@ -1,0 +1,356 @@
+"""The one training loop every pattern plugs into, on ``accelerate``.
+
+    result = train(model, tokenizer, TrainConfig(tasks=("boolean_expressions",), steps=2000), out="artifacts/bool")
+
+What plugs in, without copying the loop:
+- ``sampler``: which examples each step trains on (curriculum learning swaps it). A sampler is
+  deterministic in (step, rank) given its state, so a resumed run sees the data an uninterrupted
+  run would have seen.
+- ``loss_fn(model, batch) -> (loss, logs)``: the objective (distillation and multi-task swap it).
+- ``callbacks``: called with every log record (live plots in notebooks, early stopping).
+
+The loop: AdamW, linear warm-up then cosine decay, gradient clipping, length-bucketed batches (a
+bucket of batches is drawn at once and sorted by length, so padding stays small), periodic
+validation accuracy by greedy generation, atomic checkpoints holding model, optimizer,
+scheduler, RNG and sampler state, and ``resume=True``. Under
+``accelerate launch --num_processes 2 --cpu -m workbench train ...`` the same loop runs
+data-parallel (each process draws its own examples; gradients are averaged).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import evaluate as ev
+from . import tasks as task_suite
+from .tasks import Example
+from .tasks import splits as task_splits
+
+
+@dataclass
+class TrainConfig:
+    tasks: tuple[str, ...] = ("boolean_expressions",)  # tasks mixed uniformly (task-tagged prompts come later)
+    levels: tuple[int, ...] | None = None  # levels drawn uniformly; None: every level up to the BBH level
+    rationale: bool = True  # learn the step-by-step rationale, not only the answer
+    steps: int = 1000  # optimizer steps
+    batch_size: int = 32  # sequences per step and process
+    lr: float = 2e-3  # peak learning rate
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup: int = 100  # linear warm-up steps
+    weight_decay: float = 0.1  # AdamW decoupled weight decay on matrices (not norms or biases)
+    grad_clip: float = 1.0  # max global gradient norm
+    bucket: int = 8  # batches drawn together and sorted by length; checkpoints fall on bucket edges
+    eval_every: int = 200  # steps between validation evaluations (0: only at the end)
+    eval_n: int = 64  # validation examples per evaluation (per task)
+    checkpoint_every: int = 200  # steps between checkpoints (0: none)
+    log_every: int = 20  # steps between log records
+    seed: int = 0  # seeds data order and initialisation-independent randomness
+
+    def check(self) -> None:
+        for name in self.tasks:
+            task = task_suite.get(name)
+            for level in self.levels or ():
+                task.check_level(level)
+        for key in ("steps", "batch_size", "bucket", "log_every"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
+        for key in ("eval_every", "checkpoint_every", "warmup"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if self.checkpoint_every % self.bucket or self.eval_every % self.bucket:
+            raise ValueError(f"checkpoint_every ({self.checkpoint_every}) and eval_every ({self.eval_every}) "
+                             f"must be multiples of bucket ({self.bucket})")
+
+
+# data -----------------------------------------------------------------------------------------
+def held_out_inputs(task_names) -> set[str]:
+    """Every validation and test input: freshly generated training data never contains them."""
+    return {ex.input for name in task_names for split in ("test", "validation")
+            for ex in task_splits.load(name, split)}
+
+
+class TaskSampler:
+    """Fresh examples from the generators: a task, then a level, uniformly; held-out inputs skipped.
+
+    Stateless: step ``s`` on rank ``r`` always gets the same examples, which makes resuming exact.
+    Curriculum samplers subclass it and keep their state in ``state_dict``.
+    """
+
+    def __init__(self, task_names, levels=None, seed: int = 0):
+        self.task_names = tuple(task_names)
+        self.levels = {n: self._levels(n, levels) for n in self.task_names}
+        self.seed = seed
+        self.exclude = held_out_inputs(self.task_names)
+
+    @staticmethod
+    def _levels(name, levels):
+        task = task_suite.get(name)
+        if levels is None:
+            return tuple(lv for lv in task.levels if lv <= task.bbh_level)
+        return tuple(task.check_level(lv) for lv in levels)
+
+    def level_weights(self, task_name: str, step: int) -> dict[int, float]:
+        """Probability of each level at ``step`` (uniform here; curricula override this)."""
+        return {lv: 1.0 for lv in self.levels[task_name]}
+
+    def examples(self, step: int, rank: int, n: int) -> list[Example]:
+        rng = random.Random(f"{self.seed}:{rank}:{step}")
+        out = []
+        while len(out) < n:
+            name = rng.choice(self.task_names)
+            weights = self.level_weights(name, step)
+            level = rng.choices(list(weights), weights=list(weights.values()))[0]
+            ex = task_suite.get(name).generate(rng, level)
+            if ex.input not in self.exclude:
+                out.append(ex)
+        return out
+
+    def update(self, step: int, metrics: dict) -> None:
+        """Feedback after each evaluation (baby-steps curricula advance on it)."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def encode(tokenizer, examples: list[Example], rationale: bool, max_len: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch; labels are -100 on the prompt and padding, so only the completion is learned."""
+    rows, labels = [], []
+    for ex in examples:
+        prompt = tokenizer(ev.student_prompt(ex.input), add_special_tokens=False).input_ids
+        done = tokenizer(ev.student_completion(ex, rationale), add_special_tokens=False).input_ids
+        ids = (prompt + done + [tokenizer.eos_token_id])[:max_len]
+        rows.append(ids)
+        labels.append(([-100] * len(prompt) + done + [tokenizer.eos_token_id])[:max_len])
+    width = max(map(len, rows))
+    pad = tokenizer.pad_token_id
+    return {
+        "input_ids": torch.tensor([r + [pad] * (width - len(r)) for r in rows]),
+        "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
+        "labels": torch.tensor([lb + [-100] * (width - len(lb)) for lb in labels]),
+    }
+
+
+def bucketed(sampler, step: int, rank: int, cfg: TrainConfig) -> list[Example]:
+    """The batch for ``step``: its bucket of ``cfg.bucket`` batches, sorted by length, in shuffled order."""
+    first = step - step % cfg.bucket
+    pool = sampler.examples(first, rank, cfg.batch_size * cfg.bucket)
+    pool.sort(key=lambda e: len(e.input) + len(e.rationale if cfg.rationale else e.target))
+    batches = [pool[i:i + cfg.batch_size] for i in range(0, len(pool), cfg.batch_size)]
+    random.Random(f"{cfg.seed}:{rank}:{first}:order").shuffle(batches)
+    return batches[step - first]
+
+
+# objective and schedule -----------------------------------------------------------------------
+def lm_loss(model, batch) -> tuple[torch.Tensor, dict]:
+    """Next-token cross-entropy on the completion (the default ``loss_fn``)."""
+    out = model(**batch)
+    return out.loss, {"loss": out.loss.item()}
+
+
+def lr_lambda(cfg: TrainConfig):
+    def f(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return f
+
+
+def optimizer_for(model, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+
+
+# checkpoints ----------------------------------------------------------------------------------
+CKPT_DIR = "checkpoints"
+
+
+def _write_json(path: Path, obj) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, scheduler, sampler, history) -> Path:
+    """Write ``checkpoints/step-N`` in a temporary folder, rename it, then point ``latest`` at it."""
+    root = Path(out) / CKPT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".step-", dir=root))
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    torch.save({"torch": torch.get_rng_state(), "python": random.getstate()}, tmp / "rng.pt")
+    _write_json(tmp / "trainer_state.json", {"step": step, "sampler": sampler.state_dict(), "history": history})
+    final = root / f"step-{step:07d}"
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _write_json(root / "latest.json", {"step": step, "path": final.name})
+    for old in sorted(root.glob("step-*"))[:-2]:  # keep the newest two
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    pointer = Path(out) / CKPT_DIR / "latest.json"
+    if not pointer.exists():
+        return None
+    try:
+        name = json.loads(pointer.read_text())["path"]
+    except (json.JSONDecodeError, KeyError) as err:
+        raise ValueError(f"checkpoint pointer {pointer} is corrupted ({err}); delete it to start afresh") from None
+    return Path(out) / CKPT_DIR / name
+
+
+def load_checkpoint(path: Path, model, optimizer, scheduler, sampler) -> tuple[int, list]:
+    """Restore everything ``save_checkpoint`` wrote; a damaged file raises one clear ValueError."""
+    from safetensors.torch import load_file
+
+    try:
+        weights = load_file(path / "model.safetensors")
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if unexpected or [k for k in missing if "lm_head" not in k]:  # lm_head is tied to the embedding
+            raise ValueError(f"weights do not match the model (missing {missing}, unexpected {unexpected})")
+        model.tie_weights()
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
+        rng = torch.load(path / "rng.pt", weights_only=True)
+        state = json.loads((path / "trainer_state.json").read_text())
+    except Exception as err:  # any damage: truncated safetensors, pickles, JSON
+        raise ValueError(f"checkpoint {path} is corrupted or incomplete: {err}") from None
+    torch.set_rng_state(rng["torch"])
+    random.setstate(_as_tuple(rng["python"]))
+    sampler.load_state_dict(state["sampler"])
+    return state["step"], state["history"]
+
+
+def _as_tuple(x):
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+# the loop -------------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    tokens: int  # tokens processed by this process (padding excluded)
+    history: list[dict] = field(default_factory=list)  # log and eval records, in order
+
+    @property
+    def final_eval(self) -> dict:
+        evals = [h for h in self.history if "val_accuracy" in h]
+        return evals[-1] if evals else {}
+
+
+def validate(model, tokenizer, cfg: TrainConfig, max_len: int) -> dict:
+    """Greedy accuracy on the first ``eval_n`` validation examples of each task at the trained levels."""
+    logs = {}
+    accs = []
+    for name in cfg.tasks:
+        levels = TaskSampler._levels(name, cfg.levels)
+        pool = [e for e in task_splits.load(name, "validation") if e.level in levels]
+        pool = pool[:: max(1, len(pool) // cfg.eval_n)][: cfg.eval_n]  # spread over levels
+        res = ev.evaluate(model, tokenizer, name, pool,
+                          ev.EvalConfig(rationale=cfg.rationale, batch_size=64, max_new_tokens=max_len))
+        logs[f"val_accuracy/{name}"] = res.accuracy
+        accs.append(res.accuracy)
+    logs["val_accuracy"] = sum(accs) / len(accs)
+    return logs
+
+
+def train(model, tokenizer, cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
+          sampler=None, loss_fn=lm_loss, callbacks=(), progress: bool = True) -> TrainResult:
+    """Train ``model`` in place; with ``out``, checkpoints go to ``out/checkpoints``."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    cfg.check()
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    sampler = sampler or TaskSampler(cfg.tasks, cfg.levels, cfg.seed)
+    max_len = model.config.max_position_embeddings
+    optimizer = optimizer_for(model, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    start, history = 0, []
+    if resume and out is not None and (ckpt := latest_checkpoint(Path(out))) is not None:
+        start, history = load_checkpoint(ckpt, model, optimizer, scheduler, sampler)
+    model, optimizer = acc.prepare(model, optimizer)
+    model.train()
+    interactive = sys.stderr.isatty() or "ipykernel" in sys.modules  # headless runs get log lines only
+    bar = tqdm(total=cfg.steps, initial=start, desc="train",
+               disable=not (progress and interactive and acc.is_main_process))
+    t0, tokens, window = time.perf_counter(), 0, []
+    for step in range(start, cfg.steps):
+        batch = encode(tokenizer, bucketed(sampler, step, acc.process_index, cfg), cfg.rationale, max_len)
+        batch = {k: v.to(acc.device) for k, v in batch.items()}
+        loss, logs = loss_fn(model, batch)
+        acc.backward(loss)
+        grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens += int(batch["attention_mask"].sum())
+        window.append(logs["loss"])
+        bar.update(1)
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            rec = {"step": done, "loss": sum(window) / len(window), "lr": scheduler.get_last_lr()[0],
+                   "grad_norm": float(grad_norm), "tokens_per_s": tokens / (time.perf_counter() - t0)}
+            window = []
+            bar.set_postfix(loss=f"{rec['loss']:.3f}")
+            _emit(rec, history, callbacks, acc, progress and not bar.disable)
+        if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps:
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                unwrapped = acc.unwrap_model(model).eval()
+                rec = {"step": done, **validate(unwrapped, tokenizer, cfg, max_len)}
+                unwrapped.train()
+                sampler.update(done, rec)
+                _emit(rec, history, callbacks, acc, progress and not bar.disable)
+        if out is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                save_checkpoint(Path(out), done, acc.unwrap_model(model), tokenizer, optimizer, scheduler,
+                                sampler, history)
+    bar.close()
+    acc.wait_for_everyone()
+    acc.unwrap_model(model).eval()
+    return TrainResult(cfg.steps, time.perf_counter() - t0, tokens, history)
+
+
+def _emit(rec: dict, history: list, callbacks, acc, printed_bar: bool) -> None:
+    history.append(rec)
+    for cb in callbacks:
+        cb(rec)
+    if acc.is_main_process and not callbacks:
+        line = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items())
+        (print if not printed_bar else _tqdm_write)(line)
+
+
+def _tqdm_write(line: str) -> None:
+    from tqdm.auto import tqdm
+
+    tqdm.write(line)
+
+
+def config_dict(cfg) -> dict:
+    return asdict(cfg)

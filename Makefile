@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup run test lint unit nbtest lab data strip bless clean
+.PHONY: setup run test lint unit nbtest lab data strip bless bench specialists clean
 
 setup: $(STAMP)
 
@@ -38,6 +38,14 @@ test: lint unit nbtest
 PROFILE ?= laptop
 run: setup
 	$(PY) scripts/notebooks.py run --profile $(PROFILE)
+
+# speed claims are benchmarks, never timed tests
+bench: setup
+	$(PY) -m workbench bench train --profile $(PROFILE)
+
+# train (once; cached) and score the specialist of every task in the profile
+specialists: setup
+	$(PY) scripts/specialists.py --profile $(PROFILE)
 
 lab: setup
 	$(PY) -m ipykernel install --user --name workbench --display-name "Python (workbench)"

@@ -13,7 +13,8 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-_SUBMODULES = ("baselines", "env", "evaluate", "models", "plots", "report", "tasks", "tokenizer")
+_SUBMODULES = ("artifacts", "baselines", "bench", "env", "evaluate", "models", "plots", "recipes", "report", "tasks",
+               "tokenizer", "train")
 
 
 def setup(seed: int = 0, profile: str | None = None):

@@ -27,15 +27,21 @@ def is_model_folder(path: str | Path) -> bool:
 
 
 def check_writable(out: str | Path) -> Path:
-    """``out`` as a Path, if a model folder can be written there; else one clear ValueError."""
+    """``out`` as a Path once a file could really be written there; else one clear ValueError.
+
+    The folder is created if missing (nothing else is touched), and a probe file is written and
+    removed, which also catches read-only file systems and permission checks root would pass.
+    """
     out = Path(out).expanduser()
-    parent = out if out.exists() else out.parent
-    while not parent.exists():
-        parent = parent.parent
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {str(out)!r} is not writable (no write permission on {str(parent)!r})")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=out)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise ValueError(f"--out {str(out)!r} is not writable ({err.strerror or err})") from None
     return out
 
 

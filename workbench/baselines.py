@@ -42,3 +42,24 @@ def score_all(profile, task_names=NAMES) -> list[EvalResult]:
         if profile.pretrained_chat and PRETRAINED[name].chat:
             results += score(name, task_names, profile.eval_n, profile.shots, True, profile.eval_batch, pair)
     return results
+
+
+def versus(task_name: str, model, tokenizer, label: str, profile, rationale: bool = True,
+           save_as: str = "tour") -> list[EvalResult]:
+    """A specialist and every pretrained model of the profile on the same BBH-level test questions."""
+    examples = task_splits.load(task_name, "test", level=get(task_name).bbh_level, n=profile.eval_n)
+    spec = evaluate(model, tokenizer, task_name, examples, EvalConfig(rationale=rationale, batch_size=64),
+                    model_name=label)
+    results = [spec]
+    for name in profile.pretrained:
+        pair = load_pretrained(name)
+        results += score(name, [task_name], profile.eval_n, profile.shots, False, profile.eval_batch, pair,
+                         save=False)
+        if profile.pretrained_chat and PRETRAINED[name].chat:
+            results += score(name, [task_name], profile.eval_n, profile.shots, True, profile.eval_batch, pair,
+                             save=False)
+    for r in results:
+        record(f"{save_as}/{r.model}/{task_name}/accuracy", r.accuracy)
+        record(f"{save_as}/{r.model}/{task_name}/latency_ms", round(r.latency_ms, 1))
+        record(f"{save_as}/{r.model}/{task_name}/params", r.params)
+    return results

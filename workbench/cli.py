@@ -1,8 +1,9 @@
-"""The command line: ``python -m workbench {eval,train,data,report} ...``.
+"""The command line: ``python -m workbench {eval,train,bench,data,report} ...``.
 
     python -m workbench eval --model smollm2-135m-instruct --task boolean_expressions --n 20 --shots 3
     python -m workbench eval --model artifacts/bool --task boolean_expressions --data my_eval.jsonl
     python -m workbench train --task boolean_expressions --profile laptop --out artifacts/bool
+    python -m workbench bench train --profile laptop   # training throughput vs matmul speed
     python -m workbench data      # regenerate data/ (the fixed splits)
     python -m workbench report    # reports/results.md from reports/results.json
 
@@ -101,10 +102,33 @@ def cmd_train(args) -> int:
                                 rationale=args.rationale, resume=args.resume)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if not card:  # not the main process of a data-parallel run
+        return 0
     ev = card["eval"]
     print(json.dumps({"out": args.out, "task": names[0], "params": card["params"], "steps": card["train"]["steps"],
+                      "processes": card["processes"],
                       "train_seconds": round(card["train_seconds"], 1), "accuracy": ev["accuracy"],
                       "by_level": ev["by_level"]}))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from . import tasks
+    from .bench import bench_train
+
+    try:
+        tasks.get(args.task)
+        from .env import profile_name
+
+        profile_name(args.profile)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    out = bench_train(args.task, args.profile, args.steps)
+    print(f"training  {out['tokens_per_s']:,.0f} tokens/s x 6 x {out['params']:,} params = "
+          f"{out['model_gflops']:.1f} GFLOP/s")
+    print(f"matmul    {out['matmul_gflops']:.1f} GFLOP/s (fp32, 2048^3)")
+    print(f"ratio     {100 * out['fraction_of_matmul']:.0f}% of the matmul rate  ({out['machine']})")
+    print(json.dumps(out))
     return 0
 
 
@@ -151,6 +175,13 @@ def parser() -> argparse.ArgumentParser:
                    help="learn the step-by-step rationale (default) or the answer only")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     t.set_defaults(func=cmd_train)
+
+    b = sub.add_parser("bench", help="benchmarks: `bench train` sets training throughput beside matmul speed")
+    b.add_argument("what", choices=("train",))
+    b.add_argument("--task", default="boolean_expressions")
+    b.add_argument("--profile", help="whose recipe to time (default: WORKBENCH_PROFILE, else by hardware)")
+    b.add_argument("--steps", type=_positive, default=24, help="steps timed (after one warm-up bucket)")
+    b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("data", help="regenerate the fixed splits in data/")
     d.set_defaults(func=cmd_data)

@@ -190,6 +190,12 @@ def evaluate(model, tokenizer, task_name: str, examples: list[Example], cfg: Eva
         predictions=preds)
 
 
+def solve(model, tokenizer, text: str, rationale: bool = True, max_new_tokens: int = 512) -> str:
+    """A student's full completion for one question (its rationale and answer), greedy."""
+    stops = () if rationale else ("\n",)
+    return generate(model, tokenizer, [student_prompt(text)], max_new_tokens, 1, stops)[0]
+
+
 # data from users ------------------------------------------------------------------------------
 def read_jsonl(path: str | Path, task_name: str) -> list[Example]:
     """Examples from a user's JSONL file of ``{"input", "target"}`` objects (``level`` optional).

@@ -18,20 +18,22 @@ from . import env, tasks
 from .artifacts import check_writable, is_model_folder, read_card, recipe_key, save_model
 from .models import StudentConfig, bytes_on_disk, cache_dir, count_params, student
 from .tokenizer import CharTokenizer
-from .train import TrainConfig, train
+from .train import TrainConfig, latest_checkpoint, train
 
 # (student, training) per task in the laptop profile; smoke and gpu are derived below
 LAPTOP: dict[str, tuple[StudentConfig, TrainConfig]] = {
-    "boolean_expressions": (StudentConfig(layers=4, width=128, heads=4, max_len=640),
-                            TrainConfig(steps=2400, batch_size=32, lr=3e-3, warmup=100)),
-    "multistep_arithmetic_two": (StudentConfig(layers=6, width=192, heads=6, max_len=640),
-                                 TrainConfig(steps=2400, batch_size=32, lr=2e-3, warmup=100)),
+    # 0.8M params, ~0.36 s a step on 2 cores
+    "boolean_expressions": (StudentConfig(layers=4, width=128, heads=4, max_len=512),
+                            TrainConfig(steps=2000, batch_size=32, lr=3e-3, warmup=100, eval_every=400)),
+    "multistep_arithmetic_two": (StudentConfig(layers=4, width=128, heads=4, max_len=640),
+                                 TrainConfig(steps=1200, batch_size=32, lr=3e-3, warmup=100)),
+    # long stack-trace rationales: smaller batches, more steps
     "dyck_languages": (StudentConfig(layers=4, width=128, heads=4, max_len=1024),
-                       TrainConfig(steps=1600, batch_size=32, lr=3e-3, warmup=100)),
-    "word_sorting": (StudentConfig(layers=6, width=192, heads=6, max_len=768),
-                     TrainConfig(steps=2000, batch_size=32, lr=2e-3, warmup=100)),
-    "tool_call": (StudentConfig(layers=4, width=192, heads=6, max_len=512),
-                  TrainConfig(steps=2000, batch_size=32, lr=2e-3, warmup=100)),
+                       TrainConfig(steps=1000, batch_size=16, lr=3e-3, warmup=100)),
+    "word_sorting": (StudentConfig(layers=4, width=128, heads=4, max_len=768),
+                     TrainConfig(steps=1000, batch_size=32, lr=3e-3, warmup=100)),
+    "tool_call": (StudentConfig(layers=4, width=128, heads=4, max_len=512),
+                  TrainConfig(steps=1600, batch_size=32, lr=3e-3, warmup=100)),
 }
 
 
@@ -45,7 +47,7 @@ def recipe(task_name: str, profile: str | None = None, steps: int | None = None,
     if prof == "smoke":  # seconds: proves the pipeline, learns little
         model_cfg = replace(model_cfg, layers=2, width=64, heads=4)
         train_cfg = replace(train_cfg, steps=16, batch_size=8, warmup=4, eval_every=8, eval_n=8,
-                            checkpoint_every=8, log_every=4)
+                            checkpoint_every=8, log_every=4, eval_max_new_tokens=48)
     elif prof == "gpu":  # wider, deeper, longer
         model_cfg = replace(model_cfg, layers=8, width=384, heads=6)
         train_cfg = replace(train_cfg, steps=train_cfg.steps * 4, batch_size=64, lr=train_cfg.lr / 2)
@@ -69,17 +71,24 @@ def train_specialist(task_name: str, profile: str | None = None, out: str | Path
     model_cfg, train_cfg = recipe(task_name, prof, steps, rationale)
     eval_n = eval_n if eval_n is not None else env.SIZES[prof].specialist_eval_n
     out = check_writable(out) if out is not None else None
-    if out is not None and is_model_folder(out) and not resume:
-        raise ValueError(f"--out {str(out)!r} already holds a trained model; pass --resume to continue "
-                         "its training or choose another folder")
+    if out is not None and not resume:
+        if is_model_folder(out):
+            raise ValueError(f"--out {str(out)!r} already holds a trained model; pass --resume to continue "
+                             "its training or choose another folder")
+        if latest_checkpoint(out) is not None:
+            raise ValueError(f"--out {str(out)!r} holds checkpoints of an unfinished run; pass --resume to "
+                             "continue it or choose another folder")
     env.set_seed(train_cfg.seed)
     tok = CharTokenizer()
     model = student(model_cfg, tok)
     t0 = time.perf_counter()
     result = train(model, tok, train_cfg, out=out, resume=resume, callbacks=callbacks, progress=progress)
     seconds = time.perf_counter() - t0
+    if not result.main_process:  # data-parallel run: the main process scores and saves
+        return {}
     task = tasks.get(task_name)
-    cfg = EvalConfig(rationale=rationale, batch_size=64, max_new_tokens=model_cfg.max_len)
+    # budget: the longest reference rationale +25% (the smoke recipe caps it: its models never stop)
+    cfg = EvalConfig(rationale=rationale, batch_size=64, max_new_tokens=train_cfg.eval_max_new_tokens)
     res = evaluate(model, tok, task.name, splits.load(task.name, "test", level=task.bbh_level, n=eval_n), cfg)
     others = [e for lv in task.levels if lv != task.bbh_level
               for e in splits.load(task.name, "test", level=lv, n=eval_n or 20)]
@@ -89,6 +98,7 @@ def train_specialist(task_name: str, profile: str | None = None, out: str | Path
         "data": "fresh generator examples (test and validation inputs excluded); scored on data/ test split",
         "student": asdict(model_cfg), "train": {**asdict(train_cfg), "tasks": list(train_cfg.tasks)},
         "params": count_params(model), "train_seconds": seconds, "train_tokens": result.tokens,
+        "processes": result.processes,
         "machine": env.machine(), "history": result.history,
         "eval": {"n": res.n, "accuracy": res.accuracy, "by_level": by_level, "latency_ms": res.latency_ms,
                  "examples_per_s": res.examples_per_s},
@@ -100,7 +110,8 @@ def train_specialist(task_name: str, profile: str | None = None, out: str | Path
     return card
 
 
-def specialist(task_name: str, profile: str | None = None, rationale: bool = True, progress: bool = True):
+def specialist(task_name: str, profile: str | None = None, rationale: bool = True, progress: bool = True,
+               callbacks=()):
     """(model, tokenizer, card) of the cached specialist for this recipe, training it the first time."""
     from .models import load_pretrained
 
@@ -110,6 +121,7 @@ def specialist(task_name: str, profile: str | None = None, rationale: bool = Tru
                       "data_version": 1})
     folder = cache_dir() / "specialists" / f"{task_name}-{prof}-{key}"
     if not is_model_folder(folder):
-        train_specialist(task_name, prof, out=folder, rationale=rationale, resume=True, progress=progress)
+        train_specialist(task_name, prof, out=folder, rationale=rationale, resume=True, progress=progress,
+                         callbacks=callbacks)
     model, tok = load_pretrained(str(folder))
     return model, tok, read_card(folder)

@@ -53,6 +53,7 @@ class TrainConfig:
     bucket: int = 8  # batches drawn together and sorted by length; checkpoints fall on bucket edges
     eval_every: int = 200  # steps between validation evaluations (0: only at the end)
     eval_n: int = 64  # validation examples per evaluation (per task)
+    eval_max_new_tokens: int | None = None  # cap on generated tokens when scoring (None: sized from references)
     checkpoint_every: int = 200  # steps between checkpoints (0: none)
     log_every: int = 20  # steps between log records
     seed: int = 0  # seeds data order and initialisation-independent randomness
@@ -255,6 +256,8 @@ class TrainResult:
     seconds: float
     tokens: int  # tokens processed by this process (padding excluded)
     history: list[dict] = field(default_factory=list)  # log and eval records, in order
+    processes: int = 1  # data-parallel processes that trained together
+    main_process: bool = True  # this process saves and scores
 
     @property
     def final_eval(self) -> dict:
@@ -262,7 +265,7 @@ class TrainResult:
         return evals[-1] if evals else {}
 
 
-def validate(model, tokenizer, cfg: TrainConfig, max_len: int) -> dict:
+def validate(model, tokenizer, cfg: TrainConfig) -> dict:
     """Greedy accuracy on the first ``eval_n`` validation examples of each task at the trained levels."""
     logs = {}
     accs = []
@@ -271,7 +274,8 @@ def validate(model, tokenizer, cfg: TrainConfig, max_len: int) -> dict:
         pool = [e for e in task_splits.load(name, "validation") if e.level in levels]
         pool = pool[:: max(1, len(pool) // cfg.eval_n)][: cfg.eval_n]  # spread over levels
         res = ev.evaluate(model, tokenizer, name, pool,
-                          ev.EvalConfig(rationale=cfg.rationale, batch_size=64, max_new_tokens=max_len))
+                          ev.EvalConfig(rationale=cfg.rationale, batch_size=64,
+                                        max_new_tokens=cfg.eval_max_new_tokens))
         logs[f"val_accuracy/{name}"] = res.accuracy
         accs.append(res.accuracy)
     logs["val_accuracy"] = sum(accs) / len(accs)
@@ -279,7 +283,8 @@ def validate(model, tokenizer, cfg: TrainConfig, max_len: int) -> dict:
 
 
 def train(model, tokenizer, cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
-          sampler=None, loss_fn=lm_loss, callbacks=(), progress: bool = True) -> TrainResult:
+          sampler=None, loss_fn=lm_loss, callbacks=(), progress: bool = True,
+          validate_at_end: bool = True) -> TrainResult:
     """Train ``model`` in place; with ``out``, checkpoints go to ``out/checkpoints``."""
     from accelerate import Accelerator
     from tqdm.auto import tqdm
@@ -318,11 +323,11 @@ def train(model, tokenizer, cfg: TrainConfig, out: str | Path | None = None, res
             window = []
             bar.set_postfix(loss=f"{rec['loss']:.3f}")
             _emit(rec, history, callbacks, acc, progress and not bar.disable)
-        if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps:
+        if (cfg.eval_every and done % cfg.eval_every == 0) or (done == cfg.steps and validate_at_end):
             acc.wait_for_everyone()
             if acc.is_main_process:
                 unwrapped = acc.unwrap_model(model).eval()
-                rec = {"step": done, **validate(unwrapped, tokenizer, cfg, max_len)}
+                rec = {"step": done, **validate(unwrapped, tokenizer, cfg)}
                 unwrapped.train()
                 sampler.update(done, rec)
                 _emit(rec, history, callbacks, acc, progress and not bar.disable)
@@ -334,7 +339,8 @@ def train(model, tokenizer, cfg: TrainConfig, out: str | Path | None = None, res
     bar.close()
     acc.wait_for_everyone()
     acc.unwrap_model(model).eval()
-    return TrainResult(cfg.steps, time.perf_counter() - t0, tokens, history)
+    return TrainResult(cfg.steps, time.perf_counter() - t0, tokens, history, acc.num_processes,
+                       acc.is_main_process)
 
 
 def _emit(rec: dict, history: list, callbacks, acc, printed_bar: bool) -> None:

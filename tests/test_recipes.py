@@ -1,0 +1,63 @@
+"""Recipes, the specialist cache, artifacts and the training benchmark."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from workbench import artifacts, recipes
+from workbench.tasks import TASKS
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("profile", ["smoke", "laptop", "gpu"])
+def test_every_task_has_a_valid_recipe(task, profile):
+    model_cfg, train_cfg = recipes.recipe(task, profile)
+    train_cfg.check()
+    assert train_cfg.tasks == (task,) and model_cfg.width % model_cfg.heads == 0
+
+
+def test_steps_override_keeps_the_config_valid():
+    _, cfg = recipes.recipe("boolean_expressions", "laptop", steps=50)
+    cfg.check()
+    assert cfg.steps == 50 and cfg.warmup <= 5
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        recipes.recipe("boolean_expressions", "laptop", steps=0)
+
+
+def test_specialist_trains_once_then_loads(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    model, tok, card = recipes.specialist("tool_call", "smoke", progress=False)
+    assert card["tasks"] == ["tool_call"] and card["params"] > 0 and "by_level" in card["eval"]
+
+    def boom(*a, **k):
+        raise AssertionError("trained again instead of loading the cache")
+
+    monkeypatch.setattr(recipes, "train_specialist", boom)
+    model2, _, card2 = recipes.specialist("tool_call", "smoke")
+    assert card2 == card
+    assert all((p1 == p2).all() for p1, p2 in zip(model.parameters(), model2.parameters()))
+    folders = list((tmp_path / "specialists").iterdir())
+    assert len(folders) == 1 and folders[0].name.startswith("tool_call-smoke-")
+
+
+def test_model_card_says_what_was_trained(tmp_path):
+    card = {"name": "x", "tasks": ["boolean_expressions"], "profile": "laptop", "params": 123, "bytes": 456,
+            "train": {"steps": 7, "seed": 0, "rationale": True}, "train_seconds": 1.0, "machine": "m",
+            "eval": {"n": 4, "accuracy": 0.5, "by_level": {"3": 0.5}, "latency_ms": 2.0}}
+    text = artifacts.model_card(card)
+    for needle in ("boolean_expressions", "laptop", "| parameters | 123 |", "| bytes on disk | 456 |",
+                   "| steps | 7 |", "50.0%", "L3: 50%"):
+        assert needle in text
+    assert artifacts.recipe_key({"a": 1}) != artifacts.recipe_key({"a": 2})
+
+
+def test_bench_train_prints_both_rates():
+    p = subprocess.run([sys.executable, "-m", "workbench", "bench", "train", "--profile", "smoke", "--steps", "8"],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["tokens_per_s"] > 0 and out["matmul_gflops"] > 0
+    assert out["fraction_of_matmul"] == pytest.approx(out["model_gflops"] / out["matmul_gflops"])
+    assert "GFLOP/s" in p.stdout and "% of the matmul rate" in p.stdout

@@ -1,0 +1,67 @@
+"""Benchmarks (``python -m workbench bench train``): measured speed, never a timed test.
+
+Training throughput is counted the usual way, 6 x parameters x tokens per second (forward and
+backward matmuls; Kaplan et al., 2020), and set beside this machine's fp32 matmul rate measured
+in the same run, so the ratio says how much of the hardware the training loop uses.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import torch
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """fp32 GFLOP/s of an n x n x n matmul on the current device (best of ``repeats``)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def train_throughput(task: str = "boolean_expressions", profile: str | None = None, steps: int = 24) -> dict:
+    """Tokens per second and model GFLOP/s of the profile's recipe for ``task``, over ``steps`` steps."""
+    from . import env
+    from . import train as tr
+    from .models import count_params, student
+    from .recipes import recipe
+    from .tokenizer import CharTokenizer
+
+    model_cfg, train_cfg = recipe(task, profile)
+    bucket = train_cfg.bucket
+    steps = max(bucket, steps // bucket * bucket)
+    cfg = replace(train_cfg, steps=steps + bucket, eval_every=0, checkpoint_every=0, warmup=1, log_every=bucket)
+    tok = CharTokenizer()
+    env.set_seed(0)
+    model = student(model_cfg, tok)
+    params = count_params(model)
+    times: list[float] = []
+    marks = {"t": time.perf_counter()}
+
+    def clock(rec):  # one record per bucket; the first bucket is warm-up and not counted
+        if "loss" in rec:
+            now = time.perf_counter()
+            times.append(now - marks["t"])
+            marks["t"] = now
+
+    res = tr.train(model, tok, cfg, callbacks=[clock], progress=False, validate_at_end=False)
+    timed = sum(times[1:])
+    tokens = res.tokens * steps / cfg.steps  # mean tokens per step x timed steps
+    tok_s = tokens / timed
+    return {"task": task, "profile": env.profile_name(profile), "params": params, "steps_timed": steps,
+            "tokens_per_s": tok_s, "model_gflops": 6 * params * tok_s / 1e9}
+
+
+def bench_train(task: str = "boolean_expressions", profile: str | None = None, steps: int = 24) -> dict:
+    from .env import machine
+
+    peak = matmul_gflops()
+    out = train_throughput(task, profile, steps)
+    out.update(matmul_gflops=peak, fraction_of_matmul=out["model_gflops"] / peak, machine=machine())
+    return out

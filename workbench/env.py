@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 PROFILES = ("smoke", "laptop", "gpu")
 
@@ -126,7 +126,3 @@ def setup(seed: int = 0, profile_override: str | None = None) -> Setup:
     set_seed(seed)
     threads = set_threads()
     return Setup(prof, device(), seed, threads, machine())
-
-
-def as_dict(p: Profile) -> dict:
-    return asdict(p)

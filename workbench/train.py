@@ -27,7 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -356,7 +356,3 @@ def _tqdm_write(line: str) -> None:
     from tqdm.auto import tqdm
 
     tqdm.write(line)
-
-
-def config_dict(cfg) -> dict:
-    return asdict(cfg)

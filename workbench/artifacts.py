@@ -19,6 +19,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .models import bytes_on_disk
+
 CARD = "workbench.json"
 
 
@@ -53,13 +55,21 @@ def save_model(out: str | Path, model, tokenizer, card: dict) -> Path:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / CARD).write_text(json.dumps(card, indent=1, sort_keys=True))
-        (tmp / "README.md").write_text(model_card(card))
         for f in tmp.iterdir():
-            os.replace(f, out / f.name)  # the card last would be nicer, but each file is whole either way
+            os.replace(f, out / f.name)  # each file arrives whole
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    write_card(out, {**card, "bytes": bytes_on_disk(out)})  # last: a folder with a card is complete
     return out
+
+
+def write_card(out: Path, card: dict) -> None:
+    """``workbench.json`` and the ``README.md`` model card, each written atomically."""
+    for name, text in ((CARD, json.dumps(card, indent=1, sort_keys=True)), ("README.md", model_card(card))):
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}-", dir=out)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, Path(out) / name)
 
 
 def read_card(path: str | Path) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import env, tasks
 from .artifacts import check_writable, is_model_folder, read_card, recipe_key, save_model
-from .models import StudentConfig, bytes_on_disk, cache_dir, count_params, student
+from .models import StudentConfig, cache_dir, count_params, student
 from .tokenizer import CharTokenizer
 from .train import TrainConfig, latest_checkpoint, train
 
@@ -105,8 +105,7 @@ def train_specialist(task_name: str, profile: str | None = None, out: str | Path
     }
     if out is not None:
         save_model(out, model, tok, card)
-        card["bytes"] = bytes_on_disk(out)
-        save_model(out, model, tok, card)
+        card = read_card(out)  # now with the bytes on disk
     return card
 
 

@@ -33,14 +33,13 @@ def score(name: str, task_names=NAMES, n: int = 30, shots: int = 3, chat: bool =
     return results
 
 
-def score_all(profile, task_names=NAMES) -> list[EvalResult]:
+def score_all(profile, task_names=NAMES, save: bool = True) -> list[EvalResult]:
     """Every pretrained model the profile names, plain and (instruct models) through chat."""
     results = []
     for name in profile.pretrained:
         pair = load_pretrained(name)
-        results += score(name, task_names, profile.eval_n, profile.shots, False, profile.eval_batch, pair)
-        if profile.pretrained_chat and PRETRAINED[name].chat:
-            results += score(name, task_names, profile.eval_n, profile.shots, True, profile.eval_batch, pair)
+        for chat in (False, True) if profile.pretrained_chat and PRETRAINED[name].chat else (False,):
+            results += score(name, task_names, profile.eval_n, profile.shots, chat, profile.eval_batch, pair, save)
     return results
 
 
@@ -50,14 +49,7 @@ def versus(task_name: str, model, tokenizer, label: str, profile, rationale: boo
     examples = task_splits.load(task_name, "test", level=get(task_name).bbh_level, n=profile.eval_n)
     spec = evaluate(model, tokenizer, task_name, examples, EvalConfig(rationale=rationale, batch_size=64),
                     model_name=label)
-    results = [spec]
-    for name in profile.pretrained:
-        pair = load_pretrained(name)
-        results += score(name, [task_name], profile.eval_n, profile.shots, False, profile.eval_batch, pair,
-                         save=False)
-        if profile.pretrained_chat and PRETRAINED[name].chat:
-            results += score(name, [task_name], profile.eval_n, profile.shots, True, profile.eval_batch, pair,
-                             save=False)
+    results = [spec, *score_all(profile, [task_name], save=False)]
     for r in results:
         record(f"{save_as}/{r.model}/{task_name}/accuracy", r.accuracy)
         record(f"{save_as}/{r.model}/{task_name}/latency_ms", round(r.latency_ms, 1))

@@ -27,6 +27,7 @@ def notebooks(names: list[str]) -> list[Path]:
 
 
 def strip(nb) -> None:
+    nb.metadata.pop("widgets", None)  # saved widget state: large, and rebuilt on every run
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue

@@ -25,7 +25,7 @@ def main() -> int:
     prof = env.profile_name(args.profile)
     env.set_threads()
     for name in args.tasks:
-        _, _, card = specialist(name, prof, progress=False)
+        _, _, card = specialist(name, prof)  # headless: one log line per record
         ev = card["eval"]
         key = f"specialists/{name}"
         report.record(f"{key}/accuracy", ev["accuracy"], profile=prof)

@@ -77,3 +77,75 @@ class LiveCurve:
         else:
             self.handle.update(fig)
         plt.close(fig)
+
+
+def level_heatmaps(runs: list[dict], schedulers, levels, trained_levels=(),
+                   title: str = "Validation accuracy by level"):
+    """One heatmap per scheduler: accuracy at each level (rows) over training steps (columns), mean over seeds.
+
+    ``runs`` are ``curriculum.run_one`` results; levels above ``trained_levels`` are marked as unseen.
+    """
+    import numpy as np
+
+    schedulers = [s for s in schedulers if any(r["scheduler"] == s for r in runs)]
+    cols = min(3, len(schedulers))
+    rows = (len(schedulers) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.4 * rows), squeeze=False, sharey=True)
+    for ax, name in zip(axes.flat, schedulers):
+        mine = [r for r in runs if r["scheduler"] == name]
+        steps = [e["step"] for e in mine[0]["evals"]]
+        grid = np.array([[np.mean([r["evals"][i].get(f"L{lv}", np.nan) for r in mine]) for i in range(len(steps))]
+                         for lv in levels])
+        im = ax.imshow(100 * grid, aspect="auto", origin="lower", vmin=0, vmax=100, cmap="viridis",
+                       extent=(0, steps[-1], min(levels) - 0.5, max(levels) + 0.5))
+        if trained_levels:
+            ax.axhline(max(trained_levels) + 0.5, color="white", lw=1, ls="--")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_yticks(list(levels))
+    for ax in axes.flat[len(schedulers):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("level")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="accuracy, %")
+    fig.suptitle(title)
+    return fig
+
+
+def steps_to_target_bars(runs: list[dict], schedulers, budget: int, target: float):
+    """Steps each scheduler needed to reach ``target`` validation accuracy: mean bar, one dot per seed.
+
+    A seed that never reached it is drawn at the budget with a hollow marker.
+    """
+    schedulers = [s for s in schedulers if any(r["scheduler"] == s for r in runs)]
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for i, name in enumerate(schedulers):
+        vals = [r["steps_to_target"] for r in runs if r["scheduler"] == name]
+        hit = [v for v in vals if v is not None]
+        shown = [v if v is not None else budget for v in vals]
+        ax.bar(i, sum(shown) / len(shown), color="C0" if len(hit) == len(vals) else "0.75")
+        for j, v in enumerate(vals):
+            ax.scatter(i + 0.08 * (j - (len(vals) - 1) / 2), v if v is not None else budget, zorder=3,
+                       facecolors="k" if v is not None else "none", edgecolors="k", s=18)
+    ax.axhline(budget, color="0.5", ls=":", lw=1)
+    ax.set_xticks(range(len(schedulers)))
+    ax.set_xticklabels([s.replace("_", "\n") for s in schedulers], fontsize=8)
+    ax.set_ylabel(f"steps to {100 * target:.0f}% validation")
+    ax.set_title("Steps to target (bar: mean; dots: seeds; hollow: not reached within the budget)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def level_plan(steps, levels, shares, title: str = "Planned mix of levels"):
+    """A stacked area of the share of each level over training (``curriculum.plan``'s output)."""
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    cols = list(zip(*shares))
+    ax.stackplot(steps, cols, labels=[f"level {lv}" for lv in levels], alpha=0.85)
+    ax.set_xlim(steps[0], steps[-1])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("share of examples")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig

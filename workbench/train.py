@@ -42,6 +42,7 @@ from .tasks import splits as task_splits
 class TrainConfig:
     tasks: tuple[str, ...] = ("boolean_expressions",)  # tasks mixed uniformly (task-tagged prompts come later)
     levels: tuple[int, ...] | None = None  # levels drawn uniformly; None: every level up to the BBH level
+    val_levels: tuple[int, ...] | None = None  # levels validation scores (None: the trained levels)
     rationale: bool = True  # learn the step-by-step rationale, not only the answer
     steps: int = 1000  # optimizer steps
     batch_size: int = 32  # sequences per step and process
@@ -56,12 +57,13 @@ class TrainConfig:
     eval_max_new_tokens: int | None = None  # cap on generated tokens when scoring (None: sized from references)
     checkpoint_every: int = 200  # steps between checkpoints (0: none)
     log_every: int = 20  # steps between log records
+    compile: bool = False  # torch.compile the training forward/backward (~20% faster on CPU after ~1 min)
     seed: int = 0  # seeds data order and initialisation-independent randomness
 
     def check(self) -> None:
         for name in self.tasks:
             task = task_suite.get(name)
-            for level in self.levels or ():
+            for level in [*(self.levels or ()), *(self.val_levels or ())]:
                 task.check_level(level)
         for key in ("steps", "batch_size", "bucket", "log_every"):
             if getattr(self, key) < 1:
@@ -119,8 +121,8 @@ class TaskSampler:
                 out.append(ex)
         return out
 
-    def update(self, step: int, metrics: dict) -> None:
-        """Feedback after each evaluation (baby-steps curricula advance on it)."""
+    def update(self, step: int, metrics: dict, model=None, tokenizer=None) -> None:
+        """Feedback after each evaluation, with the model in eval mode (curricula advance on it)."""
 
     def state_dict(self) -> dict:
         return {}
@@ -150,17 +152,26 @@ def encode(tokenizer, examples: list[Example], rationale: bool, max_len: int) ->
 def bucketed(sampler, step: int, rank: int, cfg: TrainConfig) -> list[Example]:
     """The batch for ``step``: its bucket of ``cfg.bucket`` batches, sorted by length, in shuffled order."""
     first = step - step % cfg.bucket
-    pool = sampler.examples(first, rank, cfg.batch_size * cfg.bucket)
-    pool.sort(key=lambda e: len(e.input) + len(e.rationale if cfg.rationale else e.target))
-    batches = [pool[i:i + cfg.batch_size] for i in range(0, len(pool), cfg.batch_size)]
-    random.Random(f"{cfg.seed}:{rank}:{first}:order").shuffle(batches)
-    return batches[step - first]
+    key = (first, rank, cfg.batch_size, cfg.bucket, cfg.rationale, cfg.seed)
+    cached = getattr(sampler, "_bucket", None)
+    if cached is None or cached[0] != key:  # drawn once per bucket, at its first step
+        pool = sampler.examples(first, rank, cfg.batch_size * cfg.bucket)
+        pool.sort(key=lambda e: len(e.input) + len(e.rationale if cfg.rationale else e.target))
+        batches = [pool[i:i + cfg.batch_size] for i in range(0, len(pool), cfg.batch_size)]
+        random.Random(f"{cfg.seed}:{rank}:{first}:order").shuffle(batches)
+        sampler._bucket = cached = (key, batches)
+    return cached[1][step - first]
 
 
 # objective and schedule -----------------------------------------------------------------------
 def lm_loss(model, batch) -> tuple[torch.Tensor, dict]:
-    """Next-token cross-entropy on the completion (the default ``loss_fn``)."""
-    out = model(**batch)
+    """Next-token cross-entropy on the completion (the default ``loss_fn``).
+
+    The attention mask is left out on purpose: batches are right-padded and attention is causal, so
+    no real token ever sees a pad, and pads carry no label. Without it attention takes the plain
+    causal kernel (~8% faster compiled), with the same result.
+    """
+    out = model(input_ids=batch["input_ids"], labels=batch["labels"])
     return out.loss, {"loss": out.loss.item()}
 
 
@@ -266,17 +277,20 @@ class TrainResult:
 
 
 def validate(model, tokenizer, cfg: TrainConfig) -> dict:
-    """Greedy accuracy on the first ``eval_n`` validation examples of each task at the trained levels."""
+    """Greedy accuracy on ``eval_n`` validation examples of each task, spread over ``cfg.val_levels``
+    (default: the trained levels); also by level, as ``val_accuracy/<task>/L<level>``."""
     logs = {}
     accs = []
     for name in cfg.tasks:
-        levels = TaskSampler._levels(name, cfg.levels)
-        pool = [e for e in task_splits.load(name, "validation") if e.level in levels]
-        pool = pool[:: max(1, len(pool) // cfg.eval_n)][: cfg.eval_n]  # spread over levels
+        levels = TaskSampler._levels(name, cfg.val_levels or cfg.levels)
+        per_level = max(1, cfg.eval_n // len(levels))  # the same number at every level
+        val = task_splits.load(name, "validation")
+        pool = [e for lv in levels for e in [x for x in val if x.level == lv][:per_level]]
         res = ev.evaluate(model, tokenizer, name, pool,
                           ev.EvalConfig(rationale=cfg.rationale, batch_size=64,
                                         max_new_tokens=cfg.eval_max_new_tokens))
         logs[f"val_accuracy/{name}"] = res.accuracy
+        logs.update({f"val_accuracy/{name}/L{lv}": a for lv, a in res.by_level.items()})
         accs.append(res.accuracy)
     logs["val_accuracy"] = sum(accs) / len(accs)
     return logs
@@ -300,6 +314,7 @@ def train(model, tokenizer, cfg: TrainConfig, out: str | Path | None = None, res
         start, history = load_checkpoint(ckpt, model, optimizer, scheduler, sampler)
     model, optimizer = acc.prepare(model, optimizer)
     model.train()
+    forward = compiled(model) if cfg.compile else model  # same parameters; evaluation stays eager
     interactive = sys.stderr.isatty() or "ipykernel" in sys.modules  # headless runs get log lines only
     bar = tqdm(total=cfg.steps, initial=start, desc="train",
                disable=not (progress and interactive and acc.is_main_process))
@@ -307,7 +322,7 @@ def train(model, tokenizer, cfg: TrainConfig, out: str | Path | None = None, res
     for step in range(start, cfg.steps):
         batch = encode(tokenizer, bucketed(sampler, step, acc.process_index, cfg), cfg.rationale, max_len)
         batch = {k: v.to(acc.device) for k, v in batch.items()}
-        loss, logs = loss_fn(model, batch)
+        loss, logs = loss_fn(forward, batch)
         acc.backward(loss)
         grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
@@ -322,15 +337,19 @@ def train(model, tokenizer, cfg: TrainConfig, out: str | Path | None = None, res
                    "grad_norm": float(grad_norm), "tokens_per_s": tokens / (time.perf_counter() - t0)}
             window = []
             bar.set_postfix(loss=f"{rec['loss']:.3f}")
-            _emit(rec, history, callbacks, acc, progress and not bar.disable)
+            _emit(rec, history, callbacks, acc, progress, not bar.disable)
         if (cfg.eval_every and done % cfg.eval_every == 0) or (done == cfg.steps and validate_at_end):
             acc.wait_for_everyone()
             if acc.is_main_process:
                 unwrapped = acc.unwrap_model(model).eval()
                 rec = {"step": done, **validate(unwrapped, tokenizer, cfg)}
+                sampler.update(done, rec, model=unwrapped, tokenizer=tokenizer)
                 unwrapped.train()
-                sampler.update(done, rec)
-                _emit(rec, history, callbacks, acc, progress and not bar.disable)
+                _emit(rec, history, callbacks, acc, progress, not bar.disable)
+            if acc.num_processes > 1:  # every rank follows the main process's curriculum
+                from accelerate.utils import broadcast_object_list
+
+                sampler.load_state_dict(broadcast_object_list([sampler.state_dict()])[0])
         if out is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
             acc.wait_for_everyone()
             if acc.is_main_process:
@@ -343,11 +362,23 @@ def train(model, tokenizer, cfg: TrainConfig, out: str | Path | None = None, res
                        acc.is_main_process)
 
 
-def _emit(rec: dict, history: list, callbacks, acc, printed_bar: bool) -> None:
+def compiled(model):
+    """``torch.compile(model, dynamic=True)`` (one graph for every sequence length), or ``model``
+    itself, with a warning, where no C compiler is installed for the CPU backend."""
+    import warnings
+
+    if not torch.cuda.is_available() and not (shutil.which("cc") or shutil.which("gcc")):
+        warnings.warn("TrainConfig.compile: no C compiler found (cc/gcc); training runs uncompiled", stacklevel=3)
+        return model
+    return torch.compile(model, dynamic=True)
+
+
+def _emit(rec: dict, history: list, callbacks, acc, progress: bool, printed_bar: bool) -> None:
+    """Record ``rec``, pass it to the callbacks, and print it when nothing else shows it."""
     history.append(rec)
     for cb in callbacks:
         cb(rec)
-    if acc.is_main_process and not callbacks:
+    if progress and acc.is_main_process and not callbacks:
         line = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items())
         (print if not printed_bar else _tqdm_write)(line)
 

@@ -1,0 +1,341 @@
+"""Curriculum learning: samplers that decide which task levels each training step draws from.
+
+    sampler = curriculum.make("competence", ["multistep_arithmetic_two"], levels=(1, 2, 3), total_steps=800)
+    train(model, tok, cfg, sampler=sampler)          # the one training loop, through its sampler hook
+    curriculum.plan("baby_steps", ..., points=50)    # the planned mix of levels, before any training
+
+Every scheduler is a ``TaskSampler`` that overrides ``level_weights(task, step)``; the examples
+themselves are still fresh draws from the generators, so data order stays deterministic in
+(seed, step, rank) and a resumed run continues exactly. Levels are the difficulty signal (longer
+expressions, more brackets, more words); only self-paced learning measures difficulty with the
+model instead.
+
+- ``random``: every level uniformly at every step (the baseline).
+- ``easy_to_hard``: one level at a time in order, each for an equal share of the first ``ramp``
+  of training, then all levels mixed (the "one-pass" curriculum of Bengio et al., 2009).
+- ``baby_steps``: levels up to k, and k grows when validation accuracy on the levels seen so far
+  reaches ``threshold`` (Bengio et al., 2009; Spitkovsky et al., 2010, "Baby Steps").
+- ``competence``: square-root competence c(t) = min(1, sqrt(t (1 - c0^2) / T + c0^2)); a level is
+  drawn in proportion to how much of it lies under c(t) when levels are ranked easy to hard
+  (Platanios et al., 2019, NAACL), with T = ``ramp`` x total steps.
+- ``self_paced``: the model's own loss per level, measured at each evaluation, ranks the levels;
+  a growing fraction of the easiest by loss is drawn (Kumar et al., 2010, self-paced learning).
+- ``hard_first``: ``easy_to_hard`` reversed (an anti-curriculum, as a control).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from . import tasks as task_suite
+from .models import StudentConfig
+from .train import TaskSampler
+
+SCHEDULERS = ("random", "easy_to_hard", "baby_steps", "competence", "self_paced", "hard_first")
+
+
+@dataclass
+class Pacing:
+    ramp: float = 0.5  # fraction of training over which the schedule opens up to every level
+    threshold: float = 0.8  # baby_steps: validation accuracy on the seen levels that opens the next level
+    c0: float = 0.1  # competence: initial competence (fraction of the data available at step 0)
+    start: float = 0.2  # self_paced: fraction of levels (easiest by loss) drawn at step 0
+
+    def check(self) -> None:
+        if not 0 < self.ramp <= 1:
+            raise ValueError(f"ramp must be in (0, 1], got {self.ramp!r}")
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1], got {self.threshold!r}")
+        if not 0 < self.c0 <= 1:
+            raise ValueError(f"c0 must be in (0, 1], got {self.c0!r}")
+        if not 0 < self.start <= 1:
+            raise ValueError(f"start must be in (0, 1], got {self.start!r}")
+
+
+def check_scheduler(name: str) -> str:
+    if name not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+    return name
+
+
+class CurriculumSampler(TaskSampler):
+    """A ``TaskSampler`` whose level mix follows a schedule over ``total_steps``."""
+
+    def __init__(self, scheduler: str, task_names, levels=None, seed: int = 0, total_steps: int = 1000,
+                 pacing: Pacing | None = None, rationale: bool = True):
+        super().__init__(task_names, levels, seed)
+        self.rationale = rationale  # self_paced measures the loss on what the model is trained to write
+        self.scheduler = check_scheduler(scheduler)
+        if total_steps < 1:
+            raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
+        self.total_steps = total_steps
+        self.pacing = pacing or Pacing()
+        self.pacing.check()
+        self.stage = {n: 1 for n in self.task_names}  # baby_steps: how many levels are open
+        self.level_loss: dict[str, dict[int, float]] = {n: {} for n in self.task_names}  # self_paced
+
+    # the schedule ----------------------------------------------------------------------------
+    def level_weights(self, task_name: str, step: int) -> dict[int, float]:
+        levels = self.levels[task_name]
+        k, frac = len(levels), step / self.total_steps
+        p = self.pacing
+        if self.scheduler == "random":
+            w = [1.0] * k
+        elif self.scheduler in ("easy_to_hard", "hard_first"):
+            order = list(range(k)) if self.scheduler == "easy_to_hard" else list(range(k))[::-1]
+            if frac >= p.ramp:
+                w = [1.0] * k
+            else:
+                w = [0.0] * k
+                w[order[min(k - 1, int(frac / p.ramp * k))]] = 1.0
+        elif self.scheduler == "baby_steps":
+            w = [1.0 if i < self.stage[task_name] else 0.0 for i in range(k)]
+        elif self.scheduler == "competence":
+            c = min(1.0, math.sqrt(min(1.0, frac / p.ramp) * (1 - p.c0**2) + p.c0**2))
+            w = [min(1.0, max(0.0, c * k - i)) for i in range(k)]  # share of level i under c
+        else:  # self_paced
+            w = self._self_paced(task_name, frac)
+        return dict(zip(levels, w))
+
+    def _self_paced(self, task_name: str, frac: float) -> list[float]:
+        levels, k = self.levels[task_name], len(self.levels[task_name])
+        p = self.pacing
+        share = min(1.0, p.start + (1 - p.start) * frac / p.ramp)  # fraction of levels open
+        n_open = max(1, math.ceil(share * k - 1e-9))
+        losses = self.level_loss[task_name]
+        # before the first measurement the labels are the only guide: easiest level first
+        ranked = sorted(range(k), key=lambda i: (losses.get(levels[i], 0.0), i)) if losses else range(k)
+        open_ = set(list(ranked)[:n_open])
+        return [1.0 if i in open_ else 0.0 for i in range(k)]
+
+    # feedback from the loop -------------------------------------------------------------------
+    def update(self, step: int, metrics: dict, model=None, tokenizer=None) -> None:
+        if self.scheduler == "baby_steps":
+            for name in self.task_names:
+                seen = self.levels[name][: self.stage[name]]
+                accs = [metrics.get(f"val_accuracy/{name}/L{lv}") for lv in seen]
+                if None in accs:
+                    raise ValueError(f"baby_steps needs validation accuracy at every seen level of {name!r} "
+                                     f"(levels {list(seen)}); set TrainConfig.val_levels to include them")
+                if sum(accs) / len(accs) >= self.pacing.threshold and self.stage[name] < len(self.levels[name]):
+                    self.stage[name] += 1
+        elif self.scheduler == "self_paced" and model is not None:
+            for name in self.task_names:
+                self.level_loss[name] = probe_losses(model, tokenizer, name, self.levels[name], self.rationale)
+
+    def state_dict(self) -> dict:
+        return {"stage": self.stage, "level_loss": {n: {str(k): v for k, v in d.items()}
+                                                    for n, d in self.level_loss.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        if not state:
+            return
+        self.stage = dict(state["stage"])
+        self.level_loss = {n: {int(k): v for k, v in d.items()} for n, d in state["level_loss"].items()}
+
+
+@torch.no_grad()
+def probe_losses(model, tokenizer, task_name: str, levels, rationale: bool = True, n: int = 16) -> dict[int, float]:
+    """Mean per-token loss of ``model`` on ``n`` validation examples of each level (self-paced's signal)."""
+    from .tasks import splits
+    from .train import encode
+
+    was_training = model.training
+    model.eval()
+    pool = splits.load(task_name, "validation")
+    out = {}
+    for lv in levels:
+        examples = [e for e in pool if e.level == lv][:n]
+        batch = encode(tokenizer, examples, rationale, model.config.max_position_embeddings)
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        out[lv] = float(model(**batch).loss)
+    model.train(was_training)
+    return out
+
+
+def make(scheduler: str, task_names, levels=None, seed: int = 0, total_steps: int = 1000, rationale: bool = True,
+         **pacing) -> CurriculumSampler:
+    """A sampler for ``scheduler``; pacing keywords are ``Pacing``'s fields (ramp, threshold, c0, start)."""
+    unknown = set(pacing) - set(Pacing.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown pacing parameter(s) {sorted(unknown)}; accepted: "
+                         f"{', '.join(Pacing.__dataclass_fields__)}")
+    if isinstance(task_names, str):
+        task_names = (task_names,)
+    check_scheduler(scheduler)
+    for name in task_names:
+        task = task_suite.get(name)
+        for lv in levels or ():
+            task.check_level(lv)
+    return CurriculumSampler(scheduler, task_names, levels, seed, total_steps, Pacing(**pacing), rationale)
+
+
+def plan(scheduler: str, task_name: str, levels=None, total_steps: int = 1000, points: int = 50,
+         eval_every: int | None = None, **pacing) -> tuple[list[int], list[int], list[list[float]]]:
+    """The planned share of each level over training: ``(steps, levels, shares[point][level])``.
+
+    Schedules that depend on the model (baby_steps, self_paced) are shown at their fastest pace:
+    baby_steps opens one more level at every evaluation (``eval_every``, default a tenth of
+    training); self_paced ranks the levels by their labels, as it does before its first measurement.
+    """
+    sampler = make(scheduler, (task_name,), levels, 0, total_steps, **pacing)
+    sampler.exclude = set()
+    every = eval_every or max(1, total_steps // 10)
+    steps = [round(i * (total_steps - 1) / max(1, points - 1)) for i in range(points)]
+    shares = []
+    for s in steps:
+        if scheduler == "baby_steps":
+            sampler.stage[task_name] = min(len(sampler.levels[task_name]), 1 + s // every)
+        w = sampler.level_weights(task_name, s)
+        total = sum(w.values()) or 1.0
+        shares.append([v / total for v in w.values()])
+    return steps, list(sampler.levels[task_name]), shares
+
+
+# the side-by-side study of notebook 02 -------------------------------------------------------
+@dataclass
+class Study:
+    task: str = "multistep_arithmetic_two"  # the task whose levels are ordered
+    levels: tuple[int, ...] = (1, 2, 3)  # levels trained on; the levels above test length generalisation
+    student: StudentConfig = field(default_factory=lambda: StudentConfig(layers=2, width=64, heads=4, max_len=512))
+    rationale: bool = False  # learn the rationale, or the answer only
+    steps: int = 600  # the same budget for every scheduler
+    batch_size: int = 32
+    lr: float = 3e-3
+    eval_every: int = 48  # a multiple of the loop's bucket (8)
+    eval_n: int = 100  # validation examples per evaluation, spread over every level of the task
+    seeds: tuple[int, ...] = (0, 1, 2)
+    target: float = 0.8  # validation accuracy at the BBH level whose step count is compared
+    test_n: int = 100  # test examples per level in the final scoring
+    schedulers: tuple[str, ...] = SCHEDULERS
+    pacing: dict = field(default_factory=dict)  # Pacing fields shared by every scheduler
+
+
+def study(profile: str | None = None) -> Study:
+    """The study sized for ``profile`` (smoke: seconds; laptop: about ten minutes on 2 cores)."""
+    from .env import profile_name
+
+    prof = profile_name(profile)
+    if prof == "smoke":
+        return Study(task="boolean_expressions", steps=16, batch_size=8, eval_every=8, eval_n=10, seeds=(0,),
+                     test_n=4, student=StudentConfig(layers=1, width=32, heads=2, max_len=256))
+    if prof == "gpu":
+        return Study(task="multistep_arithmetic_two", rationale=True, steps=3000, eval_every=200, seeds=(0, 1, 2),
+                     student=StudentConfig(layers=4, width=256, heads=4, max_len=640))
+    # laptop: boolean_expressions answer-only is the one task a ~0.1M-parameter student learns in the
+    # ~20 s a run can take when 18 runs share ten minutes (arithmetic and dyck answer-only stay near 0%)
+    return Study(task="boolean_expressions", steps=640, eval_every=64, eval_n=250)
+
+
+def run_one(s: Study, scheduler: str, seed: int, progress: bool = False) -> dict:
+    """Train one student under ``scheduler`` and score it; the history and the scores as plain data."""
+    from . import env
+    from .evaluate import EvalConfig, evaluate
+    from .models import student
+    from .tasks import splits
+    from .tokenizer import CharTokenizer
+    from .train import TrainConfig, train
+
+    task = task_suite.get(s.task)
+    all_levels = task.levels
+    cfg = TrainConfig(tasks=(s.task,), levels=s.levels, val_levels=all_levels, rationale=s.rationale,
+                      steps=s.steps, batch_size=s.batch_size, lr=s.lr, warmup=max(1, s.steps // 20),
+                      eval_every=s.eval_every, eval_n=s.eval_n, checkpoint_every=0,
+                      log_every=max(1, s.eval_every // 4), seed=seed)
+    sampler = make(scheduler, (s.task,), s.levels, seed, s.steps, s.rationale, **s.pacing)
+    tok = CharTokenizer()
+    env.set_seed(seed)  # the same initial weights for every scheduler at this seed
+    model = student(s.student, tok)
+    res = train(model, tok, cfg, sampler=sampler, progress=progress)
+    test = [e for e in splits.load(s.task, "test") if e.level in all_levels]
+    test = [e for lv in all_levels for e in [x for x in test if x.level == lv][: s.test_n]]
+    scored = evaluate(model, tok, s.task, test, EvalConfig(rationale=s.rationale, batch_size=64))
+    bbh = f"L{task.bbh_level}"
+    evals = [h for h in res.history if "val_accuracy" in h]
+    above = [lv for lv in all_levels if lv > max(s.levels)]
+    return {
+        "scheduler": scheduler, "seed": seed, "seconds": res.seconds,
+        "evals": [{"step": h["step"], **{k.rsplit("/", 1)[-1]: v for k, v in h.items()
+                                          if k.startswith(f"val_accuracy/{s.task}/L")}} for h in evals],
+        "steps_to_target": next((h["step"] for h in evals if h.get(f"val_accuracy/{s.task}/{bbh}", 0) >= s.target),
+                                None),
+        "test_by_level": {int(k): v for k, v in scored.by_level.items()},
+        "test_bbh": scored.by_level[str(task.bbh_level)],
+        "test_above": (sum(scored.by_level[str(lv)] for lv in above) / len(above)) if above else None,
+    }
+
+
+def compare(s: Study, progress: bool = False, callback=None) -> list[dict]:
+    """Every scheduler of ``s`` at every seed, with the same budget; ``callback(run)`` after each."""
+    runs = []
+    for scheduler in s.schedulers:
+        for seed in s.seeds:
+            runs.append(run_one(s, scheduler, seed, progress))
+            if callback:
+                callback(runs[-1])
+    return runs
+
+
+def summary(s: Study, runs: list[dict]) -> list[dict]:
+    """One row per scheduler: mean and spread (min-max) over seeds of each figure."""
+    rows = []
+    for scheduler in s.schedulers:
+        mine = [r for r in runs if r["scheduler"] == scheduler]
+        if not mine:
+            continue
+        reached = [r["steps_to_target"] for r in mine if r["steps_to_target"] is not None]
+        row = {"scheduler": scheduler, "seeds": len(mine), "reached_target": len(reached)}
+        row["steps_to_target"] = sum(reached) / len(reached) if len(reached) == len(mine) else None
+        row["steps_to_target_range"] = (min(reached), max(reached)) if reached else None
+        for key in ("test_bbh", "test_above"):
+            vals = [r[key] for r in mine if r[key] is not None]
+            row[key] = sum(vals) / len(vals) if vals else None
+            row[f"{key}_range"] = (min(vals), max(vals)) if vals else None
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict], s: Study) -> str:
+    """The summary as a markdown table."""
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.1f}"
+
+    def rng(v, scale=100):
+        return "-" if v is None else f"{scale * v[0]:.0f}-{scale * v[1]:.0f}"
+
+    lines = [f"| scheduler | steps to {100 * s.target:.0f}% val (mean) | range | reached | test BBH level, % | range "
+             "| test above trained levels, % | range |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        steps = "-" if r["steps_to_target"] is None else f"{r['steps_to_target']:.0f}"
+        lines.append(f"| {r['scheduler']} | {steps} | {rng(r['steps_to_target_range'], 1)} | "
+                     f"{r['reached_target']}/{r['seeds']} | {pct(r['test_bbh'])} | {rng(r['test_bbh_range'])} | "
+                     f"{pct(r['test_above'])} | {rng(r['test_above_range'])} |")
+    return "\n".join(lines)
+
+
+def verdict(rows: list[dict]) -> dict:
+    """The issue's test, computed: does the best curriculum need at most 2/3 of random order's steps to
+    reach the target, or end higher at the BBH level (mean, and with the seed ranges apart)?"""
+    by = {r["scheduler"]: r for r in rows}
+    if "random" not in by:
+        raise ValueError("the verdict compares against random order; include 'random' in the schedulers")
+    base = by["random"]
+    out = {"random_steps": base["steps_to_target"], "random_test_bbh": base["test_bbh"], "curricula": {}}
+    for name, r in by.items():
+        if name in ("random", "hard_first"):
+            continue
+        ratio = (r["steps_to_target"] / base["steps_to_target"]
+                 if r["steps_to_target"] is not None and base["steps_to_target"] else None)
+        higher = r["test_bbh_range"][0] > base["test_bbh_range"][1]  # its worst seed beats random's best
+        out["curricula"][name] = {
+            "steps_ratio": ratio, "test_bbh_gain": r["test_bbh"] - base["test_bbh"], "higher_in_every_seed": higher,
+            "meets_target": (ratio is not None and ratio <= 2 / 3) or higher,
+        }
+    ranked = sorted(out["curricula"].items(), key=lambda kv: (kv[1]["steps_ratio"] is None,
+                                                              kv[1]["steps_ratio"] or 0, -kv[1]["test_bbh_gain"]))
+    out["best"] = ranked[0][0] if ranked else None
+    out["met"] = any(v["meets_target"] for v in out["curricula"].values())
+    return out

@@ -43,7 +43,7 @@ def test_competence_grows_as_a_square_root():
 
 
 def test_baby_steps_opens_the_next_level_when_the_seen_levels_pass_the_threshold():
-    s = cur.make("baby_steps", TASK, levels=(1, 2, 3), total_steps=100, threshold=0.8)
+    s = cur.make("baby_steps", TASK, levels=(1, 2, 3), total_steps=100, threshold=0.8, patience=9)
     s.update(10, {f"val_accuracy/{TASK}/L1": 0.7, f"val_accuracy/{TASK}/L2": 0.0})
     assert weights(s, 10) == [1, 0, 0]
     s.update(20, {f"val_accuracy/{TASK}/L1": 0.85})
@@ -55,6 +55,17 @@ def test_baby_steps_opens_the_next_level_when_the_seen_levels_pass_the_threshold
     restored = cur.make("baby_steps", TASK, levels=(1, 2, 3), total_steps=100)
     restored.load_state_dict(s.state_dict())
     assert weights(restored, 40) == [1, 1, 0]
+
+
+def test_baby_steps_moves_on_after_patience_evaluations_without_the_threshold():
+    s = cur.make("baby_steps", TASK, levels=(1, 2, 3), total_steps=100, threshold=0.9, patience=2)
+    low = {f"val_accuracy/{TASK}/L{lv}": 0.1 for lv in (1, 2, 3)}
+    s.update(10, low)
+    assert weights(s, 10) == [1, 0, 0]
+    s.update(20, low)
+    assert weights(s, 20) == [1, 1, 0]
+    s.update(30, low)
+    assert weights(s, 30) == [1, 1, 0]
 
 
 def test_self_paced_draws_the_levels_the_model_finds_easiest():
@@ -72,7 +83,8 @@ def test_plan_rows_are_distributions_and_easy_to_hard_moves():
     assert levels == [1, 2, 3] and len(steps) == len(shares) == 10 and steps[0] == 0 and steps[-1] == 89
     assert all(sum(row) == pytest.approx(1.0) for row in shares)
     assert shares[0] == [1, 0, 0] and shares[-1] == pytest.approx([1 / 3] * 3)
-    _, _, baby = cur.plan("baby_steps", TASK, levels=(1, 2, 3), total_steps=100, points=5, eval_every=30)
+    _, _, baby = cur.plan("baby_steps", TASK, levels=(1, 2, 3), total_steps=100, points=5, eval_every=30,
+                          patience=1)
     assert [sum(1 for v in row if v) for row in baby] == [1, 1, 2, 3, 3]
 
 
@@ -82,7 +94,8 @@ def test_plan_rows_are_distributions_and_easy_to_hard_moves():
     ({"threshold": 1.5}, r"threshold must be in \(0, 1\], got 1.5"),
     ({"ramp": 0}, r"ramp must be in \(0, 1\]"),
     ({"levels": (1, 9)}, r"has no level 9; levels are \[1, 2, 3, 4, 5\]"),
-    ({"pace": 2}, r"unknown pacing parameter\(s\) \['pace'\]; accepted: ramp, threshold, c0, start"),
+    ({"pace": 2}, r"unknown pacing parameter\(s\) \['pace'\]; accepted: ramp, threshold, patience, c0, start"),
+    ({"patience": 0}, "patience must be a positive integer, got 0"),
     ({"total_steps": 0}, "total_steps must be a positive integer"),
 ])
 def test_bad_input_names_the_value_and_what_is_accepted(kwargs, message):

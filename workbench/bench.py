@@ -25,6 +25,26 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+@torch.no_grad()
+def forward_latency(model, batch: int, length: int = 128, repeats: int = 7) -> float:
+    """Median milliseconds of one forward pass over ``batch`` x ``length`` tokens, after a warm-up."""
+    import statistics
+
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(4, model.config.vocab_size, (batch, length), generator=gen).to(device)
+    model(input_ids=x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        model(input_ids=x)
+        times.append(time.perf_counter() - t0)
+    model.train(was)
+    return 1000 * statistics.median(times)
+
+
 def train_throughput(task: str = "boolean_expressions", profile: str | None = None, steps: int = 24) -> dict:
     """Tokens per second and model GFLOP/s of the profile's recipe for ``task``, over ``steps`` steps."""
     from . import env

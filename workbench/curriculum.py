@@ -14,7 +14,9 @@ model instead.
 - ``easy_to_hard``: one level at a time in order, each for an equal share of the first ``ramp``
   of training, then all levels mixed (the "one-pass" curriculum of Bengio et al., 2009).
 - ``baby_steps``: levels up to k, and k grows when validation accuracy on the levels seen so far
-  reaches ``threshold`` (Bengio et al., 2009; Spitkovsky et al., 2010, "Baby Steps").
+  reaches ``threshold``, or after ``patience`` evaluations without it (Spitkovsky et al. move on
+  at convergence; a threshold alone can stall on a level the model cannot master) (Bengio et al.,
+  2009; Spitkovsky et al., 2010, "Baby Steps").
 - ``competence``: square-root competence c(t) = min(1, sqrt(t (1 - c0^2) / T + c0^2)); a level is
   drawn in proportion to how much of it lies under c(t) when levels are ranked easy to hard
   (Platanios et al., 2019, NAACL), with T = ``ramp`` x total steps.
@@ -41,6 +43,7 @@ SCHEDULERS = ("random", "easy_to_hard", "baby_steps", "competence", "self_paced"
 class Pacing:
     ramp: float = 0.5  # fraction of training over which the schedule opens up to every level
     threshold: float = 0.8  # baby_steps: validation accuracy on the seen levels that opens the next level
+    patience: int = 3  # baby_steps: evaluations on one stage after which the next level opens anyway
     c0: float = 0.1  # competence: initial competence (fraction of the data available at step 0)
     start: float = 0.2  # self_paced: fraction of levels (easiest by loss) drawn at step 0
 
@@ -53,6 +56,8 @@ class Pacing:
             raise ValueError(f"c0 must be in (0, 1], got {self.c0!r}")
         if not 0 < self.start <= 1:
             raise ValueError(f"start must be in (0, 1], got {self.start!r}")
+        if not (isinstance(self.patience, int) and self.patience >= 1):
+            raise ValueError(f"patience must be a positive integer, got {self.patience!r}")
 
 
 def check_scheduler(name: str) -> str:
@@ -75,6 +80,7 @@ class CurriculumSampler(TaskSampler):
         self.pacing = pacing or Pacing()
         self.pacing.check()
         self.stage = {n: 1 for n in self.task_names}  # baby_steps: how many levels are open
+        self.waited = {n: 0 for n in self.task_names}  # baby_steps: evaluations spent on the current stage
         self.level_loss: dict[str, dict[int, float]] = {n: {} for n in self.task_names}  # self_paced
 
     # the schedule ----------------------------------------------------------------------------
@@ -120,20 +126,24 @@ class CurriculumSampler(TaskSampler):
                 if None in accs:
                     raise ValueError(f"baby_steps needs validation accuracy at every seen level of {name!r} "
                                      f"(levels {list(seen)}); set TrainConfig.val_levels to include them")
-                if sum(accs) / len(accs) >= self.pacing.threshold and self.stage[name] < len(self.levels[name]):
+                self.waited[name] += 1
+                passed = sum(accs) / len(accs) >= self.pacing.threshold
+                if (passed or self.waited[name] >= self.pacing.patience) and self.stage[name] < len(self.levels[name]):
                     self.stage[name] += 1
+                    self.waited[name] = 0
         elif self.scheduler == "self_paced" and model is not None:
             for name in self.task_names:
                 self.level_loss[name] = probe_losses(model, tokenizer, name, self.levels[name], self.rationale)
 
     def state_dict(self) -> dict:
-        return {"stage": self.stage, "level_loss": {n: {str(k): v for k, v in d.items()}
+        return {"stage": self.stage, "waited": self.waited, "level_loss": {n: {str(k): v for k, v in d.items()}
                                                     for n, d in self.level_loss.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         if not state:
             return
         self.stage = dict(state["stage"])
+        self.waited = dict(state["waited"])
         self.level_loss = {n: {int(k): v for k, v in d.items()} for n, d in state["level_loss"].items()}
 
 
@@ -158,7 +168,8 @@ def probe_losses(model, tokenizer, task_name: str, levels, rationale: bool = Tru
 
 def make(scheduler: str, task_names, levels=None, seed: int = 0, total_steps: int = 1000, rationale: bool = True,
          **pacing) -> CurriculumSampler:
-    """A sampler for ``scheduler``; pacing keywords are ``Pacing``'s fields (ramp, threshold, c0, start)."""
+    """A sampler for ``scheduler``; pacing keywords are ``Pacing``'s fields (ramp, threshold, patience, c0,
+    start)."""
     unknown = set(pacing) - set(Pacing.__dataclass_fields__)
     if unknown:
         raise ValueError(f"unknown pacing parameter(s) {sorted(unknown)}; accepted: "
@@ -177,9 +188,10 @@ def plan(scheduler: str, task_name: str, levels=None, total_steps: int = 1000, p
          eval_every: int | None = None, **pacing) -> tuple[list[int], list[int], list[list[float]]]:
     """The planned share of each level over training: ``(steps, levels, shares[point][level])``.
 
-    Schedules that depend on the model (baby_steps, self_paced) are shown at their fastest pace:
-    baby_steps opens one more level at every evaluation (``eval_every``, default a tenth of
-    training); self_paced ranks the levels by their labels, as it does before its first measurement.
+    Schedules that depend on the model (baby_steps, self_paced) are shown at their slowest pace:
+    baby_steps opens one more level every ``patience`` evaluations (``eval_every``, default a tenth
+    of training), earlier when validation passes its threshold; self_paced ranks the levels by
+    their labels, as it does before its first measurement.
     """
     sampler = make(scheduler, (task_name,), levels, 0, total_steps, **pacing)
     sampler.exclude = set()
@@ -188,7 +200,7 @@ def plan(scheduler: str, task_name: str, levels=None, total_steps: int = 1000, p
     shares = []
     for s in steps:
         if scheduler == "baby_steps":
-            sampler.stage[task_name] = min(len(sampler.levels[task_name]), 1 + s // every)
+            sampler.stage[task_name] = min(len(sampler.levels[task_name]), 1 + s // (every * sampler.pacing.patience))
         w = sampler.level_weights(task_name, s)
         total = sum(w.values()) or 1.0
         shares.append([v / total for v in w.values()])

@@ -90,7 +90,8 @@ def level_heatmaps(runs: list[dict], schedulers, levels, trained_levels=(),
     schedulers = [s for s in schedulers if any(r["scheduler"] == s for r in runs)]
     cols = min(3, len(schedulers))
     rows = (len(schedulers) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.4 * rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False, sharey=True,
+                             layout="constrained")
     for ax, name in zip(axes.flat, schedulers):
         mine = [r for r in runs if r["scheduler"] == name]
         steps = [e["step"] for e in mine[0]["evals"]]
@@ -147,5 +148,49 @@ def level_plan(steps, levels, shares, title: str = "Planned mix of levels"):
     ax.set_ylabel("share of examples")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_sparsity(rows: list[dict], title: str = "Accuracy against sparsity"):
+    """One line per unstructured method (solid: pruned only; dashed: after recovery), dense as a dotted line."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    dense = next(r for r in rows if r["method"] == "dense")
+    ax.axhline(100 * dense["accuracy"], color="0.4", ls=":", lw=1, label="dense")
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m not in ("dense", "structured", "2:4")]
+    for i, method in enumerate(methods):
+        for recovered, style in ((False, "-"), (True, "--")):
+            pts = sorted((r["sparsity"], r["accuracy"]) for r in rows if r["method"] == method
+                         and r["recovered"] == recovered)
+            if pts:
+                ax.plot([100 * x for x, _ in pts], [100 * y for _, y in pts], style, marker="o", color=f"C{i}",
+                        label=f"{method}{' + recovery' if recovered else ''}")
+    for r in rows:
+        if r["method"] == "2:4":
+            ax.scatter(100 * r["sparsity"], 100 * r["accuracy"], marker="s", color="k" if r["recovered"] else "w",
+                       edgecolors="k", zorder=3, label="2:4" + (" + recovery" if r["recovered"] else ""))
+    ax.set_xlabel("sparsity of the decoder's linear layers, %")
+    ax.set_ylabel("accuracy, %")
+    ax.set_ylim(-5, 105)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def latency_vs_params(rows: list[dict], title: str = "Latency against parameters"):
+    """Forward latency (batch 1 and 16) against parameters: masks stay on the dense line, removal moves left."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, key, batch in ((axes[0], "latency_b1_ms", 1), (axes[1], "latency_b16_ms", 16)):
+        for r in rows:
+            kind = "structured" if r["method"] == "structured" else "dense" if r["method"] == "dense" else "masked"
+            color = {"dense": "k", "masked": "C0", "structured": "C3"}[kind]
+            ax.scatter(r["params"], r[key], color=color, s=25, label=kind)
+        handles, labels = ax.get_legend_handles_labels()
+        keep = dict(zip(labels, handles))
+        ax.legend(keep.values(), keep.keys(), fontsize=7)
+        ax.set_xlabel("parameters")
+        ax.set_ylabel(f"forward latency, ms (batch {batch})")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

@@ -143,3 +143,22 @@ def test_planner_widget_redraws_when_a_control_changes():
     assert "application/vnd.jupyter.widget-view+json" in planner._repr_mimebundle_()
     with pytest.raises(ValueError, match="unknown scheduler"):
         CurriculumPlanner(TASK, scheduler="fast")
+
+
+def test_summary_and_verdict_count_unreached_seeds_at_the_budget():
+    s = cur.Study(steps=600, schedulers=("random", "competence", "hard_first"), seeds=(0, 1))
+
+    def run(name, steps, bbh):
+        return {"scheduler": name, "steps_to_target": steps, "test_bbh": bbh, "test_above": 0.5}
+
+    runs = [run("random", 400, 0.8), run("random", None, 0.82), run("competence", 300, 0.85),
+            run("competence", 320, 0.86), run("hard_first", None, 0.7), run("hard_first", None, 0.7)]
+    rows = cur.summary(s, runs)
+    assert rows[0]["steps_to_target"] is None and rows[0]["steps_to_target_at_budget"] == 500
+    assert rows[1]["steps_to_target"] == 310 and rows[1]["reached_target"] == 2
+    v = cur.verdict(rows)
+    comp = v["curricula"]["competence"]
+    assert comp["steps_ratio"] is None and comp["steps_ratio_at_budget"] == pytest.approx(0.62)
+    assert comp["meets_target"] and comp["higher_in_every_seed"] and v["best"] == "competence" and v["met"]
+    assert "hard_first" not in v["curricula"]
+    assert "| competence | 310 | 310 | 300-320 | 2/2 |" in cur.table(rows, s)

@@ -172,3 +172,15 @@ def test_importance_scores_every_layer_head_group_and_neuron(model, texts):
     assert len(scores["layer_change"]) == 3 and all(c > 0 for c in scores["layer_change"])
     assert all(h.shape == (4,) and (h > 0).all() for h in scores["heads"])
     assert all(n.shape == (model.config.intermediate_size,) for n in scores["neurons"])
+
+
+def test_lora_recovery_merges_into_a_plain_model_and_keeps_the_masks(model):
+    masks = prune.wanda(model, CharTokenizer(), prune.calibration(TASK, n=4), 0.5)
+    before = {n: lin.weight.detach().clone() for n, lin in prune.linear_layers(model).items()}
+    out = prune.recover(model, CharTokenizer(), TASK, masks, steps=8, batch_size=4, rationale=False, lora_rank=2)
+    fresh = student(StudentConfig(layers=3, width=64, heads=4, max_len=256), CharTokenizer())
+    assert type(out) is LlamaForCausalLM and count_params(out) == count_params(fresh)
+    assert prune.sparsity(out) == pytest.approx(0.5)
+    assert any(not torch.equal(lin.weight, before[n]) for n, lin in prune.linear_layers(out).items())
+    with pytest.raises(ValueError, match="lora_rank must be a non-negative integer"):
+        prune.recover(out, CharTokenizer(), TASK, lora_rank=-1)

@@ -108,3 +108,19 @@ def recipe_key(recipe: dict) -> str:
     """A short content hash of everything that decides what a training run produces."""
     blob = json.dumps(recipe, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def rebuild(path: str | Path, spec_file: str, what: str):
+    """For folders whose modules plain ``from_pretrained`` cannot rebuild (quantized, factorised):
+    ``(model from config.json, tokenizer, the spec JSON, the safetensors weights)``."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from .tokenizer import load_tokenizer
+
+    path = Path(path)
+    if not (path / spec_file).is_file():
+        raise ValueError(f"{str(path)!r} holds no {what} model (no {spec_file}); load it with load_pretrained")
+    spec = json.loads((path / spec_file).read_text())
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path)).eval()
+    return model, load_tokenizer(str(path)), spec, load_file(path / "model.safetensors")

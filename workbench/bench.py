@@ -26,8 +26,9 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
 
 
 @torch.no_grad()
-def forward_latency(model, batch: int, length: int = 128, repeats: int = 7) -> float:
-    """Median milliseconds of one forward pass over ``batch`` x ``length`` tokens, after a warm-up."""
+def forward_latency(model, batch: int, length: int = 128, repeats: int = 9, warmup: int = 3) -> float:
+    """Median milliseconds of one forward pass over ``batch`` x ``length`` tokens, after ``warmup`` passes
+    (the first passes pay for thread start-up and memory allocation, and would flatter what comes next)."""
     import statistics
 
     was = model.training
@@ -35,7 +36,8 @@ def forward_latency(model, batch: int, length: int = 128, repeats: int = 7) -> f
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(4, model.config.vocab_size, (batch, length), generator=gen).to(device)
-    model(input_ids=x)
+    for _ in range(warmup):
+        model(input_ids=x)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -45,7 +47,7 @@ def forward_latency(model, batch: int, length: int = 128, repeats: int = 7) -> f
     return 1000 * statistics.median(times)
 
 
-def train_throughput(task: str = "boolean_expressions", profile: str | None = None, steps: int = 24) -> dict:
+def train_throughput(task: str = "boolean_expressions", profile: str | None = None, steps: int = 120) -> dict:
     """Tokens per second and model GFLOP/s of the profile's recipe for ``task``, over ``steps`` steps."""
     from . import env
     from . import train as tr
@@ -56,7 +58,7 @@ def train_throughput(task: str = "boolean_expressions", profile: str | None = No
     model_cfg, train_cfg = recipe(task, profile)
     bucket = train_cfg.bucket
     steps = max(bucket, steps // bucket * bucket)
-    cfg = replace(train_cfg, steps=steps + bucket, eval_every=0, checkpoint_every=0, warmup=1, log_every=bucket)
+    cfg = replace(train_cfg, steps=steps + 2 * bucket, eval_every=0, checkpoint_every=0, warmup=1, log_every=bucket)
     tok = CharTokenizer()
     env.set_seed(0)
     model = student(model_cfg, tok)
@@ -64,21 +66,21 @@ def train_throughput(task: str = "boolean_expressions", profile: str | None = No
     times: list[float] = []
     marks = {"t": time.perf_counter()}
 
-    def clock(rec):  # one record per bucket; the first bucket is warm-up and not counted
+    def clock(rec):  # one record per bucket; the first two are warm-up (and compilation) and not counted
         if "loss" in rec:
             now = time.perf_counter()
             times.append(now - marks["t"])
             marks["t"] = now
 
     res = tr.train(model, tok, cfg, callbacks=[clock], progress=False, validate_at_end=False)
-    timed = sum(times[1:])
+    timed = sum(times[2:])
     tokens = res.tokens * steps / cfg.steps  # mean tokens per step x timed steps
     tok_s = tokens / timed
     return {"task": task, "profile": env.profile_name(profile), "params": params, "steps_timed": steps,
             "tokens_per_s": tok_s, "model_gflops": 6 * params * tok_s / 1e9}
 
 
-def bench_train(task: str = "boolean_expressions", profile: str | None = None, steps: int = 24) -> dict:
+def bench_train(task: str = "boolean_expressions", profile: str | None = None, steps: int = 120) -> dict:
     from .env import machine
 
     peak = matmul_gflops()

@@ -177,7 +177,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("what", choices=("train",))
     b.add_argument("--task", default="boolean_expressions")
     b.add_argument("--profile", help="whose recipe to time (default: WORKBENCH_PROFILE, else by hardware)")
-    b.add_argument("--steps", type=_positive, default=24, help="steps timed (after one warm-up bucket)")
+    b.add_argument("--steps", type=_positive, default=120, help="steps timed (after two warm-up buckets)")
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("data", help="regenerate the fixed splits in data/")

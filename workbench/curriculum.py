@@ -301,6 +301,8 @@ def summary(s: Study, runs: list[dict]) -> list[dict]:
         reached = [r["steps_to_target"] for r in mine if r["steps_to_target"] is not None]
         row = {"scheduler": scheduler, "seeds": len(mine), "reached_target": len(reached)}
         row["steps_to_target"] = sum(reached) / len(reached) if len(reached) == len(mine) else None
+        # a seed that never reached the target counted at the budget: a lower bound on its true steps
+        row["steps_to_target_at_budget"] = sum(r["steps_to_target"] or s.steps for r in mine) / len(mine)
         row["steps_to_target_range"] = (min(reached), max(reached)) if reached else None
         for key in ("test_bbh", "test_above"):
             vals = [r[key] for r in mine if r[key] is not None]
@@ -318,11 +320,13 @@ def table(rows: list[dict], s: Study) -> str:
     def rng(v, scale=100):
         return "-" if v is None else f"{scale * v[0]:.0f}-{scale * v[1]:.0f}"
 
-    lines = [f"| scheduler | steps to {100 * s.target:.0f}% val (mean) | range | reached | test BBH level, % | range "
-             "| test above trained levels, % | range |", "|---|---|---|---|---|---|---|---|"]
+    lines = [f"| scheduler | steps to {100 * s.target:.0f}% val (mean) | mean, unreached at {s.steps} | range "
+             "| reached | test BBH level, % | range | test above trained levels, % | range |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         steps = "-" if r["steps_to_target"] is None else f"{r['steps_to_target']:.0f}"
-        lines.append(f"| {r['scheduler']} | {steps} | {rng(r['steps_to_target_range'], 1)} | "
+        lines.append(f"| {r['scheduler']} | {steps} | {r['steps_to_target_at_budget']:.0f} | "
+                     f"{rng(r['steps_to_target_range'], 1)} | "
                      f"{r['reached_target']}/{r['seeds']} | {pct(r['test_bbh'])} | {rng(r['test_bbh_range'])} | "
                      f"{pct(r['test_above'])} | {rng(r['test_above_range'])} |")
     return "\n".join(lines)
@@ -335,19 +339,25 @@ def verdict(rows: list[dict]) -> dict:
     if "random" not in by:
         raise ValueError("the verdict compares against random order; include 'random' in the schedulers")
     base = by["random"]
-    out = {"random_steps": base["steps_to_target"], "random_test_bbh": base["test_bbh"], "curricula": {}}
+    out = {"random_steps": base["steps_to_target"], "random_steps_at_budget": base["steps_to_target_at_budget"],
+           "random_test_bbh": base["test_bbh"], "curricula": {}}
     for name, r in by.items():
         if name in ("random", "hard_first"):
             continue
         ratio = (r["steps_to_target"] / base["steps_to_target"]
                  if r["steps_to_target"] is not None and base["steps_to_target"] else None)
+        # with random's unreached seeds counted at the budget, this ratio is an upper bound when the
+        # curriculum itself reached the target in every seed
+        bound = r["steps_to_target_at_budget"] / base["steps_to_target_at_budget"]
+        conclusive = r["steps_to_target"] is not None
         higher = r["test_bbh_range"][0] > base["test_bbh_range"][1]  # its worst seed beats random's best
         out["curricula"][name] = {
-            "steps_ratio": ratio, "test_bbh_gain": r["test_bbh"] - base["test_bbh"], "higher_in_every_seed": higher,
-            "meets_target": (ratio is not None and ratio <= 2 / 3) or higher,
+            "steps_ratio": ratio, "steps_ratio_at_budget": bound, "test_bbh_gain": r["test_bbh"] - base["test_bbh"],
+            "higher_in_every_seed": higher,
+            "meets_target": (ratio is not None and ratio <= 2 / 3) or (conclusive and bound <= 2 / 3) or higher,
         }
-    ranked = sorted(out["curricula"].items(), key=lambda kv: (kv[1]["steps_ratio"] is None,
-                                                              kv[1]["steps_ratio"] or 0, -kv[1]["test_bbh_gain"]))
+    ranked = sorted(out["curricula"].items(), key=lambda kv: (kv[1]["steps_ratio_at_budget"],
+                                                              -kv[1]["test_bbh_gain"]))
     out["best"] = ranked[0][0] if ranked else None
     out["met"] = any(v["meets_target"] for v in out["curricula"].values())
     return out

@@ -194,3 +194,19 @@ def latency_vs_params(rows: list[dict], title: str = "Latency against parameters
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def pareto(rows: list[dict], title: str = "Accuracy against size and speed"):
+    """Two scatter panels: accuracy against bytes on disk, and against batch-16 latency; one labelled point per row."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key, label in ((axes[0], "bytes", "bytes on disk"), (axes[1], "latency_b16_ms", "latency at batch 16, ms")):
+        for i, r in enumerate(rows):
+            ax.scatter(r[key], 100 * r["accuracy"], color=f"C{i % 10}", s=30)
+            ax.annotate(r["model"], (r[key], 100 * r["accuracy"]), textcoords="offset points", xytext=(4, 3),
+                        fontsize=7)
+        ax.set_xlabel(label)
+        ax.set_ylabel("accuracy, %")
+        ax.set_ylim(-5, 108)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -121,7 +121,7 @@ class PruningExplorer:
             m = prune.copy_model(self.model)
             masks = prune.prune_with(m, self.tokenizer, method, amount, self.texts)
             if recovered:
-                prune.recover(m, self.tokenizer, self.task, masks, steps=self.recovery_steps)
+                m = prune.recover(m, self.tokenizer, self.task, masks, steps=self.recovery_steps)
             label = f"{method} {amount:.0%}" + (" + recovery" if recovered else "")
             self.cache[key] = prune.account(m, self.tokenizer, self.task, self.examples, label)
             self.computed += 1

@@ -177,10 +177,6 @@ def make(scheduler: str, task_names, levels=None, seed: int = 0, total_steps: in
     if isinstance(task_names, str):
         task_names = (task_names,)
     check_scheduler(scheduler)
-    for name in task_names:
-        task = task_suite.get(name)
-        for lv in levels or ():
-            task.check_level(lv)
     return CurriculumSampler(scheduler, task_names, levels, seed, total_steps, Pacing(**pacing), rationale)
 
 

@@ -51,15 +51,13 @@ def finetune(model, tokenizer, task_name: str, rank: int = 8, steps: int = 40, b
     bytes that training state takes (fp32 gradients plus AdamW's two moments for every trainable
     parameter), which is what LoRA saves; on a GPU also the peak memory allocated.
     """
-    from .train import TrainConfig, train
+    from .train import finetune_config, train
 
     if rank:
         model = wrap(model, rank)
     n_train, n_all = trainable(model)
     lr = lr or (5e-4 if rank else 2e-5)  # adapters start at zero: LoRA takes a larger step
-    cfg = TrainConfig(tasks=(task_name,), rationale=rationale, steps=steps, batch_size=batch_size, lr=lr,
-                      warmup=max(1, steps // 10), eval_every=0, checkpoint_every=0, seed=seed,
-                      log_every=max(1, steps // 4), bucket=min(8, steps))
+    cfg = finetune_config(task_name, steps, lr, batch_size, rationale, seed)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
@@ -91,7 +89,6 @@ def compare(name: str, task_name: str, ranks=(1, 4, 16), steps: int = 40, batch_
 
     examples = splits.load(task_name, "test", level=get(task_name).bbh_level, n=n)
     cfg = EvalConfig(rationale=False, batch_size=8)
-    probe = None
     rows = []
 
     def score(model, label, **info):

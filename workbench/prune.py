@@ -184,18 +184,15 @@ def recover(model, tokenizer, task_name: str, masks: dict | None = None, steps: 
     zero. LoRA (peft, ``lora_rank=r`` on every linear layer): only the adapters train, then they are
     merged; a merged update is dense, so the masks are applied again after merging.
     """
-    from .train import TrainConfig, train
+    from .train import finetune_config, train
 
     if not (isinstance(lora_rank, int) and lora_rank >= 0):
         raise ValueError(f"lora_rank must be a non-negative integer (0: full fine-tune), got {lora_rank!r}")
-    cfg = TrainConfig(tasks=(task_name,), rationale=rationale, steps=steps, batch_size=batch_size, lr=lr,
-                      warmup=max(1, steps // 10), eval_every=0, checkpoint_every=0, seed=seed,
-                      log_every=max(1, steps // 4))
+    cfg = finetune_config(task_name, steps, lr, batch_size, rationale, seed)
     if lora_rank:
-        from peft import LoraConfig, get_peft_model
+        from .lora import wrap
 
-        targets = sorted({n.rsplit(".", 1)[-1] for n in linear_layers(model)})
-        peft_model = get_peft_model(model, LoraConfig(r=lora_rank, lora_alpha=2 * lora_rank, target_modules=targets))
+        peft_model = wrap(model, lora_rank)
         train(peft_model, tokenizer, cfg, progress=False, validate_at_end=False)
         model = peft_model.merge_and_unload()
         if masks:

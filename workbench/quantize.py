@@ -168,7 +168,7 @@ class FakeQuantLinear(nn.Linear):
 def qat_finetune(model, tokenizer, task_name: str, bits: int = 8, group: int = 32, steps: int = 100,
                  lr: float = 5e-4, batch_size: int = 32, rationale: bool = True) -> nn.Module:
     """Fine-tune a copy of ``model`` through fake ``bits``-bit weights, then quantize it weight-only."""
-    from .train import TrainConfig, train
+    from .train import finetune_config, train
 
     _check_bits(bits)
     _check_float(model)
@@ -176,8 +176,7 @@ def qat_finetune(model, tokenizer, task_name: str, bits: int = 8, group: int = 3
     for lin in linear_layers(model).values():
         lin.__class__ = FakeQuantLinear
         lin.bits, lin.group = bits, _group_for(lin, group)
-    cfg = TrainConfig(tasks=(task_name,), rationale=rationale, steps=steps, batch_size=batch_size, lr=lr,
-                      warmup=max(1, steps // 10), eval_every=0, checkpoint_every=0, log_every=max(1, steps // 4))
+    cfg = finetune_config(task_name, steps, lr, batch_size, rationale)
     train(model, tokenizer, cfg, progress=False, validate_at_end=False)
     for lin in linear_layers(model).values():
         lin.__class__ = nn.Linear

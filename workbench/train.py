@@ -78,6 +78,14 @@ class TrainConfig:
                              f"must be multiples of bucket ({self.bucket})")
 
 
+def finetune_config(task_name: str, steps: int, lr: float, batch_size: int = 32, rationale: bool = True,
+                    seed: int = 0) -> TrainConfig:
+    """A short fine-tune on one task (recovery after pruning, QAT, LoRA): no validation, no checkpoints."""
+    return TrainConfig(tasks=(task_name,), rationale=rationale, steps=steps, batch_size=batch_size, lr=lr,
+                       warmup=max(1, steps // 10), eval_every=0, checkpoint_every=0, seed=seed,
+                       log_every=max(1, steps // 4), bucket=min(8, steps))
+
+
 # data -----------------------------------------------------------------------------------------
 def held_out_inputs(task_names) -> set[str]:
     """Every validation and test input: freshly generated training data never contains them."""

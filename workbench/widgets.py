@@ -132,10 +132,9 @@ class PruningExplorer:
         r = self.result()
         d = self.dense
 
-        def cell(v, base, fmt, better_low=True):
+        def cell(v, base, fmt):  # the value and its ratio to the dense model's
             ratio = v / base if base else 1.0
-            note = f" ({ratio:.2f}x)" if better_low else ""
-            return f"<td>{fmt.format(v)}{note}</td>"
+            return f"<td>{fmt.format(v)} ({ratio:.2f}x)</td>"
 
         self.output.value = (
             "<table><tr><th></th><th>sparsity</th><th>params</th><th>bytes on disk</th>"

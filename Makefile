@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: setup run test lint unit nbtest lab data strip bless bench specialists clean
+.PHONY: setup run test lint unit nbtest browser browser-deps lab data strip bless bench specialists clean
 
 setup: $(STAMP)
 
@@ -25,14 +25,26 @@ $(STAMP): pyproject.toml
 lint: setup
 	$(VENV)/bin/ruff check workbench tests scripts conftest.py
 
+# the browser test runs once, in its own step below
 unit: setup
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/pytest -q -m "not browser" tests
 
 nbtest: setup
 	WORKBENCH_PROFILE=smoke $(VENV)/bin/pytest -q --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider notebooks/
 
-test: lint unit nbtest
+# a real JupyterLab in headless chromium: run notebook 07 and drive its explorer (tests/test_browser.py)
+browser: setup browser-deps
+	$(VENV)/bin/pytest -q -m browser tests/test_browser.py
+
+# Debian's chromium, which playwright drives (never `playwright install`: it downloads its own browser)
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo))
+browser-deps:
+	test -x $(CHROMIUM) || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; }
+
+test: lint unit nbtest browser
 
 # every notebook headless, in order, in the laptop profile (override: make run PROFILE=gpu)
 PROFILE ?= laptop

@@ -13,8 +13,9 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-_SUBMODULES = ("artifacts", "baselines", "bench", "curriculum", "env", "evaluate", "lora", "lowrank", "models",
-               "plots", "prune", "quantize", "recipes", "report", "tasks", "tokenizer", "train", "widgets")
+_SUBMODULES = ("agent", "artifacts", "baselines", "bench", "constrain", "curriculum", "env", "evaluate", "explain",
+               "export", "faithfulness", "grammar", "lora", "lowrank", "models", "plots", "prune", "quantize",
+               "recipes", "report", "runtimes", "tasks", "tokenizer", "train", "widgets")
 
 
 def setup(seed: int = 0, profile: str | None = None):

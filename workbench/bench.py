@@ -87,3 +87,33 @@ def bench_train(task: str = "boolean_expressions", profile: str | None = None, s
     out = train_throughput(task, profile, steps)
     out.update(matmul_gflops=peak, fraction_of_matmul=out["model_gflops"] / peak, machine=machine())
     return out
+
+
+def bench_explain(task: str = "boolean_expressions", profile: str | None = None, context: int = 64,
+                  n_steps: int = 50, repeats: int = 5) -> dict:
+    """Integrated Gradients (``n_steps``) for one generated token of the task's specialist, over a
+    ``context``-token context (prompt + rationale so far): median seconds over ``repeats`` after a warm-up."""
+    import statistics
+
+    from . import explain, tasks
+    from .env import machine
+    from .recipes import specialist
+    from .tasks import splits
+
+    model, tok, card = specialist(task, profile, progress=False)
+    task_ = tasks.get(task)
+    examples = splits.load(task, "test", level=max(task_.levels))
+    gen = next((g for g in (explain.generation(model, tok, e.input) for e in examples)
+                if g.prompt_len <= context < len(g.ids)), None)
+    if gen is None:
+        raise ValueError(f"no {task} test question has a generation of at least {context} tokens")
+    step = context - gen.prompt_len
+    explain.attribute(model, tok, gen, step, "integrated_gradients", n_steps=n_steps)  # warm-up
+    times, deltas = [], []
+    for _ in range(repeats):
+        att = explain.attribute(model, tok, gen, step, "integrated_gradients", n_steps=n_steps)
+        times.append(att.seconds)
+        deltas.append(att.delta)
+    return {"task": task, "params": card["params"], "context_tokens": context, "n_steps": n_steps,
+            "seconds": statistics.median(times), "ig_delta": statistics.median(deltas),
+            "threads": torch.get_num_threads(), "machine": machine()}

@@ -4,6 +4,7 @@
     python -m workbench eval --model artifacts/bool --task boolean_expressions --data my_eval.jsonl
     python -m workbench train --task boolean_expressions --profile laptop --out artifacts/bool
     python -m workbench bench train --profile laptop   # training throughput vs matmul speed
+    python -m workbench bench explain                  # Integrated Gradients time for one generated token
     python -m workbench data      # regenerate data/ (the fixed splits)
     python -m workbench report    # reports/results.md from reports/results.json
 
@@ -111,7 +112,7 @@ def cmd_train(args) -> int:
 
 def cmd_bench(args) -> int:
     from . import tasks
-    from .bench import bench_train
+    from .bench import bench_explain, bench_train
 
     try:
         tasks.get(args.task)
@@ -120,6 +121,13 @@ def cmd_bench(args) -> int:
         profile_name(args.profile)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if args.what == "explain":
+        out = bench_explain(args.task, args.profile)
+        print(f"Integrated Gradients, {out['n_steps']} steps, {out['context_tokens']}-token context, "
+              f"{out['params']:,}-param {out['task']} specialist: {out['seconds']:.2f} s "
+              f"(convergence delta {out['ig_delta']:.3f}; {out['machine']})")
+        print(json.dumps(out))
+        return 0
     out = bench_train(args.task, args.profile, args.steps)
     print(f"training  {out['tokens_per_s']:,.0f} tokens/s x 6 x {out['params']:,} params = "
           f"{out['model_gflops']:.1f} GFLOP/s")
@@ -173,8 +181,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     t.set_defaults(func=cmd_train)
 
-    b = sub.add_parser("bench", help="benchmarks: `bench train` sets training throughput beside matmul speed")
-    b.add_argument("what", choices=("train",))
+    b = sub.add_parser("bench", help="benchmarks: `bench train` sets training throughput beside matmul speed; "
+                       "`bench explain` times Integrated Gradients for one generated token")
+    b.add_argument("what", choices=("train", "explain"))
     b.add_argument("--task", default="boolean_expressions")
     b.add_argument("--profile", help="whose recipe to time (default: WORKBENCH_PROFILE, else by hardware)")
     b.add_argument("--steps", type=_positive, default=120, help="steps timed (after two warm-up buckets)")

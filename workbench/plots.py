@@ -210,3 +210,24 @@ def pareto(rows: list[dict], title: str = "Accuracy against size and speed"):
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def faithfulness_curves(curves: dict, title: str = "Deletion and insertion curves"):
+    """p(answer token) as context tokens are removed (left) or restored (right) in each method's order;
+    random order dashed. ``curves``: method -> {"deletion": [11], "insertion": [11]} (faithfulness.measure)."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    x = np.linspace(0, 100, 11)
+    for ax, kind, better in ((axes[0], "deletion", "lower is better"), (axes[1], "insertion", "higher is better")):
+        for i, (method, c) in enumerate(curves.items()):
+            style = {"color": "0.4", "linestyle": "--"} if method == "random" else {"color": f"C{i % 10}"}
+            ax.plot(x, c[kind], label=method, **style)
+        ax.set_xlabel(f"% of context tokens {'removed' if kind == 'deletion' else 'restored'}, most important first")
+        ax.set_ylabel("p(answer token)")
+        ax.set_title(f"{kind} ({better})", fontsize=9)
+        ax.set_ylim(-0.03, 1.03)
+    axes[1].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

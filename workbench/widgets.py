@@ -2,14 +2,19 @@
 
 - ``CurriculumPlanner``: choose a scheduler and its pacing, see the planned mix of levels over
   training before running anything (``curriculum.plan``).
+- ``PruningExplorer``: method, sparsity and recovery against accuracy, size and latency.
+- ``AttributionExplorer``: attributions of every generated token over the prompt and rationale.
 """
 
 from __future__ import annotations
 
+import html
+import zlib
+
 import ipywidgets as w
 import matplotlib.pyplot as plt
 
-from . import curriculum, plots
+from . import curriculum, explain, plots
 
 
 class CurriculumPlanner:
@@ -145,6 +150,129 @@ class PruningExplorer:
                       + f"<td>{x['accuracy']:.1%}</td></tr>" for x in (d, r))
             + "</table><small>Masks leave bytes and dense-kernel latency where they were; "
               "only structured removal shrinks both.</small>")
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.box._repr_mimebundle_(**kwargs)
+
+
+class AttributionExplorer:
+    """Pick a task and an example (or type one) and a method; step through the generated tokens.
+
+        explorer = AttributionExplorer(model, tok, examples)       # examples: tasks.Example list
+        explorer.show(text="not ( True ) is", method="shapley", step=3)   # headless: returns a message
+
+    The heatmap shades the prompt and the rationale written so far by each token's attribution to
+    the token written at that step; below it, the model's top alternatives at that step.
+    Generations and attributions are cached per (example, method, step), so revisiting is instant.
+    Bad input (an empty question, a method not offered, a step beyond the generation) shows a
+    message in the widget, never a traceback.
+    """
+
+    def __init__(self, model, tokenizer, examples, chat: bool = False, methods=tuple(explain.METHODS),
+                 method: str = "integrated_gradients", n_steps: int = 50, n_samples: int = 3,
+                 max_new_tokens: int = 400):
+        for m in methods:
+            explain.check_method(m)
+        if not examples:
+            raise ValueError("AttributionExplorer needs at least one example to start from")
+        self.explainer = explain.Explainer(model, tokenizer, chat, max_new_tokens, n_steps, n_samples)
+        self.examples = list(examples)
+        self.methods = tuple(methods)
+        tasks_ = sorted({e.task for e in self.examples})
+        self.task = w.Dropdown(options=tasks_, value=tasks_[0], description="task")
+        self.example = w.Dropdown(options=self._options(tasks_[0]), description="example",
+                                  layout=w.Layout(width="520px"))
+        self.custom = w.Text(placeholder="or type a question and press explain", layout=w.Layout(width="420px"))
+        self.run = w.Button(description="explain")
+        self.method = w.Dropdown(options=[(explain.METHODS[m], m) for m in self.methods],
+                                 value=method if method in self.methods else self.methods[0], description="method")
+        self.step = w.IntSlider(value=0, min=0, max=0, description="step", continuous_update=False,
+                                layout=w.Layout(width="520px"))
+        self.heatmap = w.HTML()
+        self.status = w.HTML()
+        for widget, cls in ((self.task, "wb-task"), (self.example, "wb-example"), (self.custom, "wb-custom"),
+                            (self.run, "wb-run"), (self.method, "wb-method"), (self.step, "wb-step"),
+                            (self.heatmap, "wb-heatmap"), (self.status, "wb-status")):
+            widget.add_class(cls)
+        self.text = self.example.value
+        self._busy = False
+        self.task.observe(self._on_task, names="value")
+        self.example.observe(self._on_example, names="value")
+        self.run.on_click(lambda _b: self.show(text=self.custom.value))
+        self.method.observe(lambda _c: self._render(), names="value")
+        self.step.observe(lambda _c: self._render(), names="value")
+        self.box = w.VBox([w.HBox([self.task, self.method]), self.example, w.HBox([self.custom, self.run]),
+                           self.step, self.status, self.heatmap])
+        self.box.add_class("wb-attribution-explorer")
+        self.show(text=self.text)
+
+    def _options(self, task: str) -> list[tuple[str, str]]:
+        return [(f"L{e.level}: {e.input[:70]}", e.input) for e in self.examples if e.task == task]
+
+    def _on_task(self, _change) -> None:
+        self.example.options = self._options(self.task.value)  # fires _on_example with the first one
+
+    def _on_example(self, change) -> None:
+        if change["new"] is not None:
+            self.show(text=change["new"])
+
+    def show(self, text: str | None = None, method: str | None = None, step: int | None = None) -> str:
+        """Set the example, method and step (any of them) and redraw; returns the status message ('' if fine)."""
+        try:
+            if method is not None:
+                explain.check_method(method)
+                if method not in self.methods:
+                    raise ValueError(f"method {method!r} is not offered here; choose one of {', '.join(self.methods)}")
+            if text is not None:
+                gen = self.explainer.generation(text)  # raises on an empty question
+                if gen.steps == 0:
+                    raise ValueError("the model wrote nothing for this question: there is no step to explain")
+                if step is not None:
+                    gen.check_step(step)
+                self._busy = True
+                try:
+                    self.text = text
+                    self.step.max = gen.steps - 1
+                    self.step.value = gen.answer_step if step is None else step
+                    if method is not None:
+                        self.method.value = method
+                finally:
+                    self._busy = False
+            else:
+                if step is not None:
+                    self.explainer.generation(self.text).check_step(step)
+                self._busy = True
+                try:
+                    if method is not None:
+                        self.method.value = method
+                    if step is not None:
+                        self.step.value = step
+                finally:
+                    self._busy = False
+        except ValueError as e:
+            return self._say(str(e))
+        return self._render()
+
+    def _say(self, message: str) -> str:
+        self.status.value = f"<span style='color:#b00'>{html.escape(message)}</span>"
+        return message
+
+    def _render(self) -> str:
+        if self._busy:
+            return ""
+        try:
+            gen = self.explainer.generation(self.text)
+            att = self.explainer.attribution(self.text, self.method.value, self.step.value)
+        except ValueError as e:
+            return self._say(str(e))
+        except Exception as e:  # a widget shows the failure instead of a traceback
+            return self._say(f"{type(e).__name__}: {e}")
+        key = f"{zlib.crc32(self.text.encode()):08x}|{att.method}|{att.step}"
+        self.heatmap.value = explain.heatmap_html(gen, att, key)
+        share = explain.rationale_share(gen, att)
+        self.status.value = (f"<small>{gen.steps} generated tokens; the answer starts at step {gen.answer_step}. "
+                             f"{share:.0%} of this step's attribution is on the generated rationale.</small>")
+        return ""
 
     def _repr_mimebundle_(self, **kwargs):
         return self.box._repr_mimebundle_(**kwargs)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-_SUBMODULES = ("agent", "artifacts", "baselines", "bench", "constrain", "curriculum", "env", "evaluate", "explain",
-               "export", "faithfulness", "grammar", "lora", "lowrank", "models", "plots", "prune", "quantize",
-               "recipes", "report", "runtimes", "tasks", "tokenizer", "train", "widgets")
+_SUBMODULES = ("agent", "artifacts", "baselines", "bench", "constrain", "curriculum", "deploy", "env", "evaluate",
+               "explain", "export", "faithfulness", "grammar", "jsonprefix", "lora", "lowrank", "models", "plots",
+               "prune", "quantize", "recipes", "report", "runtimes", "tasks", "tokenizer", "tools", "train", "widgets")
 
 
 def setup(seed: int = 0, profile: str | None = None):

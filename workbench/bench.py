@@ -117,3 +117,23 @@ def bench_explain(task: str = "boolean_expressions", profile: str | None = None,
     return {"task": task, "params": card["params"], "context_tokens": context, "n_steps": n_steps,
             "seconds": statistics.median(times), "ig_delta": statistics.median(deltas),
             "threads": torch.get_num_threads(), "machine": machine()}
+
+
+def bench_agent(profile: str | None = None, out: str = "artifacts/tool_call_export") -> dict:
+    """The tool_call specialist as an agent's router (fp32, int8, ONNX) against the pretrained instruct
+    model, on the profile's requests; the exported models checked against PyTorch on the whole test split."""
+    from . import deploy
+    from .env import machine, profile_name
+    from .recipes import specialist
+
+    prof = profile_name(profile)
+    st = deploy.study(prof)
+    model, tok, card = specialist("tool_call", prof, progress=False)
+    folder = deploy.export_all(model, tok, out)
+    rows = deploy.benchmark(model, tok, st, folder=folder)
+    checks = deploy.export_check(model, tok, folder)
+    for r in rows:
+        r.pop("answers")
+    return {"profile": prof, "machine": machine(), "rows": rows, "checks": checks,
+            "verdict": deploy.verdict(rows, checks), "table": deploy.table(rows),
+            "export_table": deploy.export_table(checks)}

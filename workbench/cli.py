@@ -5,6 +5,7 @@
     python -m workbench train --task boolean_expressions --profile laptop --out artifacts/bool
     python -m workbench bench train --profile laptop   # training throughput vs matmul speed
     python -m workbench bench explain                  # Integrated Gradients time for one generated token
+    python -m workbench bench agent                    # the tool_call specialist as a router vs SmolLM2
     python -m workbench data      # regenerate data/ (the fixed splits)
     python -m workbench report    # reports/results.md from reports/results.json
 
@@ -112,7 +113,7 @@ def cmd_train(args) -> int:
 
 def cmd_bench(args) -> int:
     from . import tasks
-    from .bench import bench_explain, bench_train
+    from .bench import bench_agent, bench_explain, bench_train
 
     try:
         tasks.get(args.task)
@@ -121,6 +122,12 @@ def cmd_bench(args) -> int:
         profile_name(args.profile)
     except ValueError as err:
         raise UsageError(str(err)) from None
+    if args.what == "agent":
+        out = bench_agent(args.profile, args.out)
+        print(out["table"])
+        print(out["export_table"])
+        print(json.dumps({k: v for k, v in out.items() if not k.endswith("table")}, default=str))
+        return 0
     if args.what == "explain":
         out = bench_explain(args.task, args.profile)
         print(f"Integrated Gradients, {out['n_steps']} steps, {out['context_tokens']}-token context, "
@@ -182,11 +189,14 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     b = sub.add_parser("bench", help="benchmarks: `bench train` sets training throughput beside matmul speed; "
-                       "`bench explain` times Integrated Gradients for one generated token")
-    b.add_argument("what", choices=("train", "explain"))
+                       "`bench explain` times Integrated Gradients for one generated token; `bench agent` runs "
+                       "the tool_call specialist as an agent's router against the pretrained model")
+    b.add_argument("what", choices=("train", "explain", "agent"))
     b.add_argument("--task", default="boolean_expressions")
     b.add_argument("--profile", help="whose recipe to time (default: WORKBENCH_PROFILE, else by hardware)")
     b.add_argument("--steps", type=_positive, default=120, help="steps timed (after two warm-up buckets)")
+    b.add_argument("--out", default="artifacts/tool_call_export",
+                   help="bench agent: folder for the exported ONNX / torch.export models")
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("data", help="regenerate the fixed splits in data/")

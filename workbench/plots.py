@@ -231,3 +231,21 @@ def faithfulness_curves(curves: dict, title: str = "Deletion and insertion curve
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def router_bars(rows: list[dict], title: str = "Routers: exact calls and latency"):
+    """Exact-call accuracy and p50 latency (log scale) per router row (deploy.benchmark)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * len(rows) + 1.4), sharey=True)
+    labels = [r["router"] for r in rows]
+    y = range(len(rows))
+    axes[0].barh(y, [100 * r["accuracy"] for r in rows], color=[f"C{i % 10}" for i in y])
+    axes[0].set_xlabel("exact calls, %")
+    axes[0].set_xlim(0, 100)
+    axes[1].barh(y, [r["p50_ms"] for r in rows], color=[f"C{i % 10}" for i in y])
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("p50 latency per request, ms (log)")
+    axes[0].set_yticks(list(y), labels, fontsize=8)
+    axes[0].invert_yaxis()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

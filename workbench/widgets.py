@@ -4,11 +4,13 @@
   training before running anything (``curriculum.plan``).
 - ``PruningExplorer``: method, sparsity and recovery against accuracy, size and latency.
 - ``AttributionExplorer``: attributions of every generated token over the prompt and rationale.
+- ``AgentConsole``: requests typed in a box, routed through an agent's tool router.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import zlib
 
 import ipywidgets as w
@@ -273,6 +275,50 @@ class AttributionExplorer:
         self.status.value = (f"<small>{gen.steps} generated tokens; the answer starts at step {gen.answer_step}. "
                              f"{share:.0%} of this step's attribution is on the generated rationale.</small>")
         return ""
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.box._repr_mimebundle_(**kwargs)
+
+
+class AgentConsole:
+    """Requests in a text box (one per line) routed through an ``agent.Router``: the call, whether it
+    passed the registry's checks, and the tool's result or the refusal, with the time each took.
+
+        console = AgentConsole(router, ["Remind me to call Ana at 5pm", "What is 12 * 7?"])
+        console.run()      # headless: returns the decisions; the button does the same in JupyterLab
+    """
+
+    def __init__(self, router, requests=()):
+        self.router = router
+        self.text = w.Textarea(value="\n".join(requests), placeholder="one request per line",
+                               layout=w.Layout(width="720px", height="120px"))
+        self.button = w.Button(description="route")
+        self.output = w.HTML()
+        self.decisions: list = []
+        self.text.add_class("wb-agent-requests")
+        self.output.add_class("wb-agent-output")
+        self.button.on_click(lambda _b: self.run())
+        self.box = w.VBox([self.text, self.button, self.output])
+        if requests:
+            self.run()
+
+    def run(self) -> list:
+        lines = [ln for ln in self.text.value.split("\n") if ln.strip()]
+        if not lines:
+            self.decisions = []
+            self.output.value = "<span style='color:#b00'>type at least one request, one per line</span>"
+            return []
+        self.decisions = self.router.route_many(lines, batch_size=1)
+        rows = []
+        for d in self.decisions:
+            call = json.dumps(d.call, sort_keys=True) if d.call is not None else "—"
+            outcome = (f"<span style='color:#060'>{html.escape(json.dumps(d.result, default=str)[:160])}</span>"
+                       if not d.refused else f"<span style='color:#b00'>refused: {html.escape(d.reason[:160])}</span>")
+            rows.append(f"<tr><td>{html.escape(d.request[:80])}</td><td><code>{html.escape(call)}</code></td>"
+                        f"<td>{outcome}</td><td>{d.latency_ms:.0f}</td></tr>")
+        self.output.value = ("<table><tr><th>request</th><th>call</th><th>result</th><th>ms</th></tr>"
+                             + "".join(rows) + "</table>")
+        return self.decisions
 
     def _repr_mimebundle_(self, **kwargs):
         return self.box._repr_mimebundle_(**kwargs)

@@ -95,6 +95,15 @@ def canonical(call: dict) -> str:
     return json.dumps(call, sort_keys=True, separators=(",", ":"))
 
 
+def is_canonical_call(text: str) -> bool:
+    """True when ``text`` parses, is a valid call of a known tool, and is written canonically."""
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and validate_call(obj) is None and canonical(obj) == text
+
+
 def validate_call(obj) -> str | None:
     """None when ``obj`` (parsed JSON) is a well-formed call of a known tool, else the reason."""
     error = best_match(_CALL_VALIDATOR.iter_errors(obj))

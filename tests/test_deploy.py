@@ -1,0 +1,89 @@
+"""Deployment measurements: request sampling, the one-forward greedy check, the runner shim for constrained
+decoding, benchmark rows, verdict, and the agent console widget, on a tiny random student."""
+
+import numpy as np
+import pytest
+
+from workbench import deploy, runtimes
+from workbench.agent import Router
+from workbench.constrain import CallGrammar, constrained_generate
+from workbench.evaluate import generate, student_prompt
+
+PROMPTS = [student_prompt(q) for q in ("Remind me to call Ana at 5pm", "What is 3 + 4?", "Weather in Oslo?")]
+
+
+@pytest.fixture(scope="module")
+def student(varied_student):
+    return varied_student
+
+
+def test_requests_cover_every_level():
+    exs = deploy.requests(8)
+    assert len(exs) == 8 and {e.level for e in exs} == {1, 2, 3, 4}
+    with pytest.raises(ValueError, match="n must be between 1 and 400"):
+        deploy.requests(0)
+
+
+def test_greedy_agreement_accepts_the_reference_and_catches_one_changed_token(student):
+    model, tok = student
+    reference = deploy.reference_ids(model, tok, PROMPTS, 24, batch_size=3)
+    assert [tok.decode(r, skip_special_tokens=True) for r in reference] == generate(model, tok, PROMPTS, 24, 3)
+    runner = runtimes.TorchRunner(model, tok)
+    agree = deploy.greedy_agreement(runner, tok, PROMPTS, reference)
+    assert all(a["identical"] and a["mismatches"] == 0 and a["margin"] >= 0 for a in agree)
+    changed = [r[:3] + [r[3] + 1] + r[4:] for r in reference]
+    assert not any(a["identical"] for a in deploy.greedy_agreement(runner, tok, PROMPTS, changed))
+
+
+def test_constrained_decoding_through_the_runner_shim_matches_the_model(student):
+    model, tok = student
+    grammar = CallGrammar()
+    direct = constrained_generate(model, tok, PROMPTS[0], grammar, 16)
+    shim = constrained_generate(runtimes.AsCausalLM(runtimes.TorchRunner(model, tok)), tok, PROMPTS[0], grammar, 16)
+    assert shim.text == direct.text and grammar.complete(shim.json)
+
+
+def test_serve_rows_and_table(student):
+    model, tok = student
+    exs = deploy.requests(3)
+    row = deploy.serve("tiny, constrained", Router(model, tok, max_new_tokens=16), exs, model_bytes=123)
+    assert row["n"] == 3 and row["valid_json"] == 1.0 and row["valid_call"] == 1.0  # the grammar's promise
+    assert row["p50_ms"] > 0 and row["requests_per_s"] > 0 and len(row["answers"]) == 3
+    assert "| tiny, constrained | 3 |" in deploy.table([row])
+
+
+def test_verdict_reads_the_targets():
+    rows = [{"router": "specialist fp32, constrained", "accuracy": 0.96, "valid_json": 1.0, "p50_ms": 50.0},
+            {"router": "general (chat), constrained", "accuracy": 0.2, "valid_json": 1.0, "p50_ms": 400.0}]
+    checks = [{"runtime": "onnxruntime fp32", "identical": 400, "n": 400},
+              {"runtime": "torch.export", "identical": 399, "n": 400}]
+    v = deploy.verdict(rows, checks)
+    assert v["exact_calls_met"] and v["valid_json_met"] and not v["speedup_met"]
+    assert v["p50_speedup_vs_pretrained"] == pytest.approx(8.0) and not v["exports_identical"]
+
+
+def test_decisions_table_shows_refusals_and_escapes(student):
+    model, tok = student
+    decisions = Router(model, tok, max_new_tokens=8).route_many(["", "x" * 3000], batch_size=1)
+    text = deploy.decisions_table(decisions)
+    assert "refused: request is empty" in text and "(3,000 chars)" in text and "limit is 2,000" in text
+
+
+def test_peak_rss_sees_an_allocation():
+    with deploy.PeakRSS() as mem:
+        block = np.ones(64 * 2**20 // 8)  # 64 MB, touched
+        block.sum()
+    assert mem.peak_mb > 40
+
+
+def test_agent_console_routes_what_is_typed(student):
+    from workbench.widgets import AgentConsole
+
+    model, tok = student
+    console = AgentConsole(Router(model, tok, max_new_tokens=8), ["What is 2 + 2?"])
+    assert len(console.decisions) == 1 and "<table>" in console.output.value
+    console.text.value = "Remind me at 5pm\n\nWeather in Oslo"
+    console.button.click()
+    assert [d.request for d in console.decisions] == ["Remind me at 5pm", "Weather in Oslo"]
+    console.text.value = "  \n"
+    assert console.run() == [] and "at least one request" in console.output.value

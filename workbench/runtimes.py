@@ -1,0 +1,248 @@
+"""Runtimes: run an exported specialist and compare it with PyTorch (bytes, latency, same answers).
+
+    runners = [runtimes.TorchRunner(model, tok), runtimes.OnnxRunner(folder),
+               runtimes.OnnxRunner(folder, int8=True), runtimes.ExportedRunner(folder)]
+    print(runtimes.table(runtimes.compare(model, tok, examples, runners)))
+
+``folder`` is what ``workbench.export`` wrote (model.onnx, model.int8.onnx, model.pt2, the tokenizer).
+Every runner decodes the same way (``Runner.generate``): the whole sequence through the forward
+each step, argmax, stop at eos or a stop string, one prompt at a time (the graph has no attention
+mask, so padding a batch would change the answers). So answers compare apples to apples across
+runtimes; ``GenerateRunner`` adds transformers' own ``generate`` (KV cache) to the comparison.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .export import PT2_FILE, _check_onnx, _onnx_file, _require, load_exported
+
+
+def _tokenizer_beside(path: Path, tokenizer):
+    if tokenizer is not None:
+        return tokenizer
+    from .tokenizer import load_tokenizer
+
+    if not (path.parent / "tokenizer_config.json").exists():
+        raise ValueError(f"no tokenizer beside {str(path)!r}; pass tokenizer=, or export with tokenizer=")
+    return load_tokenizer(str(path.parent))
+
+# runners: one decoding loop, several runtimes ---------------------------------------------------
+class Runner:
+    """Greedy decoding over ``forward``; subclasses give ``runtime``, ``bytes`` and ``forward``."""
+
+    runtime: str = ""
+    tokenizer = None
+
+    @property
+    def bytes(self) -> int:
+        raise NotImplementedError
+
+    def forward(self, ids):
+        """logits [B, T, V] (numpy or torch) for ids [B, T] int64."""
+        raise NotImplementedError
+
+    def generate(self, prompts: list[str], max_new_tokens: int, stops: tuple[str, ...] = ()) -> list[str]:
+        """Greedy completions, one prompt at a time; each stops at eos or once its text holds a stop string."""
+        return [self._greedy(p, max_new_tokens, stops) for p in prompts]
+
+    def _greedy(self, prompt: str, max_new_tokens: int, stops: tuple[str, ...]) -> str:
+        tok = self.tokenizer
+        ids = tok(prompt).input_ids
+        start, eos = len(ids), tok.eos_token_id
+        for _ in range(max_new_tokens):
+            logits = self.forward(np.asarray([ids], dtype=np.int64))  # [1, T, V]: the whole sequence, no cache
+            nxt = int(logits[0, -1].argmax())  # first maximum on ties, as torch.argmax in generate
+            ids.append(nxt)
+            if nxt == eos or (stops and any(s in tok.decode(ids[start:], skip_special_tokens=True) for s in stops)):
+                break
+        return tok.decode(ids[start:], skip_special_tokens=True)
+
+
+class TorchRunner(Runner):
+    """The PyTorch model itself (fp32, or ``quantize.dynamic_int8``'s copy) in the shared decoding loop."""
+
+    def __init__(self, model, tokenizer, runtime: str | None = None):
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.runtime = runtime or ("torch int8 dynamic" if hasattr(model, "_workbench_quant") else "torch fp32")
+        self._bytes = None
+
+    @property
+    def bytes(self) -> int:
+        """Weight bytes as saved (``save_pretrained``, or ``quantize.save`` for a quantized model)."""
+        if self._bytes is None:
+            from . import quantize
+            from .models import bytes_on_disk
+
+            with tempfile.TemporaryDirectory() as tmp:
+                if quantize.is_quantized(self.model):
+                    quantize.save(self.model, self.tokenizer, tmp)
+                else:
+                    self.model.save_pretrained(tmp, safe_serialization=True)
+                self._bytes = bytes_on_disk(tmp)
+        return self._bytes
+
+    @torch.inference_mode()
+    def forward(self, ids):
+        device = next(self.model.parameters()).device
+        return self.model(input_ids=torch.as_tensor(ids, device=device), use_cache=False).logits
+
+
+class GenerateRunner(TorchRunner):
+    """``workbench.evaluate.generate``: transformers' greedy ``generate`` with the KV cache, ``batch_size`` at once."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 1, runtime: str | None = None):
+        super().__init__(model, tokenizer, runtime or f"torch fp32, HF generate + KV cache (batch {batch_size})")
+        self.batch_size = batch_size
+
+    def generate(self, prompts: list[str], max_new_tokens: int, stops: tuple[str, ...] = ()) -> list[str]:
+        from .evaluate import generate
+
+        return generate(self.model, self.tokenizer, prompts, max_new_tokens, self.batch_size, stops)
+
+
+class OnnxRunner(Runner):
+    """An .onnx file (or ``to_onnx``'s folder; ``int8`` picks model.int8.onnx) on onnxruntime's CPU provider.
+
+    ``threads`` defaults to torch's thread count, so the runtimes compete on equal terms.
+    """
+
+    def __init__(self, path: str | Path, int8: bool = False, tokenizer=None, threads: int | None = None):
+        _require("onnx", "onnxruntime")
+        import onnxruntime as ort
+
+        self.path = _onnx_file(path, int8)
+        _check_onnx(self.path)
+        self.tokenizer = _tokenizer_beside(self.path, tokenizer)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3  # errors only
+        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        names = [i.name for i in self.session.get_inputs()]
+        if names != ["input_ids"]:
+            raise ValueError(f"{str(self.path)!r} takes inputs {names}; a runner needs one, input_ids "
+                             "(export with to_onnx)")
+        int8_graph = any(n.op_type == "MatMulInteger" for n in _graph_nodes(self.path))
+        self.runtime = "onnxruntime int8" if int8_graph else "onnxruntime fp32"
+
+    @property
+    def bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def forward(self, ids):
+        return self.session.run(["logits"], {"input_ids": np.asarray(ids, dtype=np.int64)})[0]
+
+
+def _graph_nodes(path: Path):
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).graph.node
+
+
+class ExportedRunner(Runner):
+    """A .pt2 file from ``to_torch_export`` (or its folder), run as the module torch.export rebuilds."""
+
+    runtime = "torch.export"
+
+    def __init__(self, path: str | Path, tokenizer=None):
+        self.program = load_exported(path)
+        self.path = Path(path) / PT2_FILE if Path(path).is_dir() else Path(path)
+        self.module = self.program.module()
+        self.tokenizer = _tokenizer_beside(self.path, tokenizer)
+
+    @property
+    def bytes(self) -> int:
+        return self.path.stat().st_size
+
+    @torch.inference_mode()
+    def forward(self, ids):
+        return self.module(torch.as_tensor(ids))
+
+
+class AsCausalLM:
+    """A runner behind the slice of a transformers model that ``constrain.constrained_generate`` uses:
+    ``model(input_ids=..., use_cache=True, past_key_values=...)`` -> ``.logits`` and ``.past_key_values``.
+
+    The "cache" is the ids so far: every call runs the whole sequence (the exported graphs have none),
+    so constrained decoding works on every runtime, at the runtime's full-sequence cost.
+    """
+
+    def __init__(self, runner: Runner):
+        self.runner = runner
+
+    def parameters(self):
+        return iter(())
+
+    def forward(self, input_ids, use_cache: bool = True, past_key_values=None):
+        from types import SimpleNamespace
+
+        new = input_ids[0].tolist()
+        ids = (past_key_values or []) + new
+        logits = torch.as_tensor(np.asarray(self.runner.forward(np.asarray([ids], dtype=np.int64))))
+        return SimpleNamespace(logits=logits[:, -len(new):].float(), past_key_values=ids)
+
+    __call__ = forward
+
+
+# the comparison ------------------------------------------------------------------------------------
+def _timed(runner: Runner, prompts: list[str], budget: int) -> tuple[list[str], list[float]]:
+    runner.generate(prompts[:1], min(budget, 4))  # warm-up: thread pools, allocations, first-run graph work
+    completions, ms = [], []
+    for p in prompts:
+        t0 = time.perf_counter()
+        completions.append(runner.generate([p], budget)[0])
+        ms.append(1000 * (time.perf_counter() - t0))
+    return completions, ms
+
+
+def compare(model, tokenizer, examples, runners: list[Runner], max_new_tokens: int | None = None) -> list[dict]:
+    """One row per runner: bytes on disk, p50/p95 latency of single requests (batch 1, whole greedy
+    answers), answers and completions identical to PyTorch fp32's, and accuracy on ``examples``.
+
+    PyTorch's answers come from a ``TorchRunner`` over ``model`` in ``runners`` if there is one, else
+    from one run here (untimed, no row).
+    """
+    from . import tasks
+    from .evaluate import EvalConfig, _budget, answer_of, student_prompt
+
+    if not examples:
+        raise ValueError("no examples to compare on")
+    if not runners:
+        raise ValueError("no runners to compare; pass e.g. [TorchRunner(model, tok), OnnxRunner(folder)]")
+    task = tasks.get(examples[0].task)
+    cfg = EvalConfig(rationale=True)
+    prompts = [student_prompt(ex.input) for ex in examples]
+    budget = max_new_tokens or _budget(tokenizer, examples, cfg)
+    runs = [(r, *_timed(r, prompts, budget)) for r in runners]
+    ref = next((c for r, c, _ in runs if type(r) is TorchRunner and r.model is model), None)
+    if ref is None:
+        ref = TorchRunner(model, tokenizer).generate(prompts, budget)
+    ref_answers = [answer_of(c, cfg) for c in ref]
+    rows = []
+    for r, comps, ms in runs:
+        answers = [answer_of(c, cfg) for c in comps]
+        same = [a == b for a, b in zip(answers, ref_answers)]
+        p50, p95 = np.percentile(ms, [50, 95])
+        rows.append({"runtime": r.runtime, "bytes": r.bytes, "p50_ms": float(p50), "p95_ms": float(p95),
+                     "same_answers": sum(same), "same_answers_frac": sum(same) / len(same),
+                     "same_completions": sum(a == b for a, b in zip(comps, ref)),
+                     "differing": [i for i, s in enumerate(same) if not s], "n": len(examples),
+                     "accuracy": sum(task.score(a, ex.target) for a, ex in zip(answers, examples)) / len(examples)})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """``compare``'s rows as a markdown table."""
+    lines = ["| runtime | bytes on disk | p50 ms / request | p95 ms / request | answers = PyTorch "
+             "| completions = PyTorch | accuracy |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['runtime']} | {r['bytes']:,} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
+                     f"{r['same_answers']}/{r['n']} ({r['same_answers_frac']:.0%}) | {r['same_completions']}/{r['n']} "
+                     f"| {r['accuracy']:.1%} |")
+    return "\n".join(lines)

@@ -56,3 +56,13 @@ def test_bad_input_gives_one_clear_line(tiny_student, tmp_path, args, message):
     assert message in p.stderr
     assert "Traceback" not in p.stderr
     assert p.stdout == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bench", "agent", "--model", "/nonexistent/student"], "unknown model '/nonexistent/student'"),
+    (["bench", "explain", "--task", "chess"], "unknown task 'chess'"),
+    (["bench", "fly"], "invalid choice: 'fly'"),
+])
+def test_bench_bad_input_gives_one_clear_line(args, message):
+    p = run(*args, env={"HF_HUB_OFFLINE": "1"})
+    assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr

@@ -119,16 +119,22 @@ def bench_explain(task: str = "boolean_expressions", profile: str | None = None,
             "threads": torch.get_num_threads(), "machine": machine()}
 
 
-def bench_agent(profile: str | None = None, out: str = "artifacts/tool_call_export") -> dict:
+def bench_agent(profile: str | None = None, out: str = "artifacts/tool_call_export", model: str | None = None) -> dict:
     """The tool_call specialist as an agent's router (fp32, int8, ONNX) against the pretrained instruct
-    model, on the profile's requests; the exported models checked against PyTorch on the whole test split."""
+    model, on the profile's requests; the exported models checked against PyTorch on the whole test split.
+    ``model``: a folder with another tool_call student (``python -m workbench train --out``) instead of
+    the profile's cached specialist."""
     from . import deploy
     from .env import machine, profile_name
+    from .models import load_pretrained
     from .recipes import specialist
 
     prof = profile_name(profile)
     st = deploy.study(prof)
-    model, tok, card = specialist("tool_call", prof, progress=False)
+    if model is not None:
+        model, tok = load_pretrained(model)
+    else:
+        model, tok, _ = specialist("tool_call", prof, progress=False)
     folder = deploy.export_all(model, tok, out)
     rows = deploy.benchmark(model, tok, st, folder=folder)
     checks = deploy.export_check(model, tok, folder)

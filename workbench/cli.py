@@ -120,10 +120,14 @@ def cmd_bench(args) -> int:
         from .env import profile_name
 
         profile_name(args.profile)
+        if args.what == "agent" and args.model:
+            from .models import resolve
+
+            resolve(args.model)
     except ValueError as err:
         raise UsageError(str(err)) from None
     if args.what == "agent":
-        out = bench_agent(args.profile, args.out)
+        out = bench_agent(args.profile, args.out, args.model)
         print(out["table"])
         print(out["export_table"])
         print(json.dumps({k: v for k, v in out.items() if not k.endswith("table")}, default=str))
@@ -197,6 +201,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=_positive, default=120, help="steps timed (after two warm-up buckets)")
     b.add_argument("--out", default="artifacts/tool_call_export",
                    help="bench agent: folder for the exported ONNX / torch.export models")
+    b.add_argument("--model", help="bench agent: a folder with a trained tool_call student (default: the "
+                   "profile's cached specialist)")
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("data", help="regenerate the fixed splits in data/")

@@ -26,7 +26,7 @@ def test_requests_cover_every_level():
 
 def test_greedy_agreement_accepts_the_reference_and_catches_one_changed_token(student):
     model, tok = student
-    reference = deploy.reference_ids(model, tok, PROMPTS, 24, batch_size=3)
+    reference = generate(model, tok, PROMPTS, 24, batch_size=3, ids=True)
     assert [tok.decode(r, skip_special_tokens=True) for r in reference] == generate(model, tok, PROMPTS, 24, 3)
     runner = runtimes.TorchRunner(model, tok)
     agree = deploy.greedy_agreement(runner, tok, PROMPTS, reference)

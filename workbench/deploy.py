@@ -214,37 +214,17 @@ def greedy_agreement(runner, tokenizer, prompts: list[str], completions: list[li
     return out
 
 
-def reference_ids(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 32) -> list[list[int]]:
-    """transformers' greedy ``generate`` (KV cache, batched, left padding): each completion's ids, up to and
-    including the eos that ended it."""
-    import torch
-
-    tokenizer.padding_side = "left"
-    out: list[list[int]] = [[] for _ in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True)
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id, temperature=None, top_p=None, top_k=None)
-            for i, row in zip(idx, gen[:, enc.input_ids.shape[1]:].tolist()):
-                stop = row.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in row else len(row)
-                out[i] = row[:stop]
-    return out
-
-
 def export_check(model, tokenizer, folder: str | Path, examples=None, batch_size: int = 32) -> list[dict]:
     """Per runtime (PyTorch's own full-sequence forward, ONNX fp32/int8, torch.export): how many of the
     test split's greedy completions it reproduces exactly, the closest call to a tie, bytes on disk."""
     from . import runtimes
-    from .evaluate import EvalConfig, _budget, student_prompt
+    from .evaluate import EvalConfig, _budget, generate, student_prompt
     from .tasks import splits
 
     examples = examples or splits.load("tool_call", "test")
     prompts = [student_prompt(e.input) for e in examples]
     budget = _budget(tokenizer, examples, EvalConfig(rationale=True))
-    reference = reference_ids(model, tokenizer, prompts, budget, batch_size)
+    reference = generate(model, tokenizer, prompts, budget, batch_size, ids=True)  # transformers, KV cache
     rows = []
     for runner in (runtimes.TorchRunner(model, tokenizer), runtimes.OnnxRunner(folder, tokenizer=tokenizer),
                    runtimes.OnnxRunner(folder, int8=True, tokenizer=tokenizer),

@@ -129,16 +129,17 @@ def build_prompts(tokenizer, examples: list[Example], cfg: EvalConfig) -> list[s
 
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int = 8,
-             stops: tuple[str, ...] = (), add_special_tokens: bool = True) -> list[str]:
+             stops: tuple[str, ...] = (), add_special_tokens: bool = True, ids: bool = False) -> list:
     """Greedy completions for ``prompts`` (KV cache on), in their original order.
 
     ``add_special_tokens`` lets the tokenizer add what its model was trained with (Gemma's <bos>);
-    turn it off for text that already holds them (a rendered chat template).
+    turn it off for text that already holds them (a rendered chat template). ``ids=True`` returns
+    each completion's token ids instead of its text, up to and including the eos that ended it.
     """
     device = next(model.parameters()).device
     tokenizer.padding_side = "left"  # decoder-only: new tokens follow every prompt directly
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # length buckets: little padding
-    out: list[str] = [""] * len(prompts)
+    out: list = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
@@ -148,6 +149,11 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
         gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
                              pad_token_id=tokenizer.pad_token_id, stopping_criteria=criteria,
                              temperature=None, top_p=None, top_k=None)
+        if ids:
+            eos = tokenizer.eos_token_id
+            for i, row in zip(idx, gen[:, plen:].tolist()):
+                out[i] = row[:row.index(eos) + 1] if eos in row else row
+            continue
         texts = tokenizer.batch_decode(gen[:, plen:], skip_special_tokens=True)
         for i, t in zip(idx, texts):
             out[i] = t

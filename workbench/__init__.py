@@ -13,9 +13,10 @@ from __future__ import annotations
 import importlib
 
 __version__ = "0.1.0"
-_SUBMODULES = ("agent", "artifacts", "baselines", "bench", "constrain", "curriculum", "deploy", "env", "evaluate",
-               "explain", "export", "faithfulness", "grammar", "jsonprefix", "lora", "lowrank", "models", "plots",
-               "prune", "quantize", "recipes", "report", "runtimes", "tasks", "tokenizer", "tools", "train", "widgets")
+_SUBMODULES = ("agent", "artifacts", "baselines", "bench", "constrain", "curriculum", "deploy", "distill",
+               "distill_study", "env", "evaluate", "explain", "export", "faithfulness", "grammar", "jsonprefix",
+               "lora", "lowrank", "models", "multitask", "multitask_study", "plots", "prune", "quantize", "recipes",
+               "report", "runtimes", "tasks", "tokenizer", "tools", "train", "vocab", "widgets")
 
 
 def setup(seed: int = 0, profile: str | None = None):

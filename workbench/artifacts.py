@@ -82,7 +82,8 @@ def model_card(card: dict) -> str:
     levels = ", ".join(f"L{k}: {100 * v:.0f}%" for k, v in sorted(ev.get("by_level", {}).items()))
     lines = [
         f"# {card.get('name', 'workbench student')}", "",
-        f"A character-level Llama-style student trained by small-reasoners on `{', '.join(card.get('tasks', []))}`.",
+        card.get("description") or "A character-level Llama-style student trained by small-reasoners on "
+                                   f"`{', '.join(card.get('tasks', []))}`.",
         "",
         "| field | value |", "|---|---|",
         f"| tasks | {', '.join(card.get('tasks', []))} |",

@@ -249,3 +249,54 @@ def router_bars(rows: list[dict], title: str = "Routers: exact calls and latency
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def transfer_heatmap(matrix, tasks, title: str = "Transfer: what training on task A does to accuracy on task B"):
+    """``multitask.transfer_matrix``'s M[a][b] (accuracy change on b, vs b's specialist, from also training on a)
+    as a diverging heatmap in points: blue helps, red hurts; the diagonal is 0 by definition."""
+    import numpy as np
+
+    grid = 100 * np.asarray(matrix, dtype=float)
+    if grid.shape != (len(tasks), len(tasks)):
+        raise ValueError(f"the matrix is {grid.shape[0]} x {grid.shape[-1]}, expected one row and column per task "
+                         f"({len(tasks)})")
+    span = max(1.0, float(np.abs(grid).max()))  # symmetric colour scale around 0
+    fig, ax = plt.subplots(figsize=(1.2 * len(tasks) + 2.4, 1.0 * len(tasks) + 1.2))
+    im = ax.imshow(grid, cmap="RdBu", vmin=-span, vmax=span)
+    for i in range(len(tasks)):
+        for j in range(len(tasks)):
+            ax.text(j, i, "-" if i == j else f"{grid[i, j]:+.0f}", ha="center", va="center", fontsize=8,
+                    color="white" if abs(grid[i, j]) > 0.6 * span else "black")
+    labels = [t.replace("_", "\n") for t in tasks]
+    ax.set_xticks(range(len(tasks)), labels, fontsize=7)
+    ax.set_yticks(range(len(tasks)), labels, fontsize=7)
+    ax.set_xlabel("B: the task scored")
+    ax.set_ylabel("A: the task trained alongside")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="accuracy change, points")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def data_efficiency(runs: list[dict], pool: int, reference: float | None = None,
+                    title: str = "Accuracy against labelled data"):
+    """One line per regime: test accuracy against the share of the labelled pool it trained on (log x);
+    ``reference``: a teacher's accuracy, drawn as a dashed line."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    for regime in dict.fromkeys(r["regime"] for r in runs):
+        pts = sorted((r["share"], r["accuracy"]) for r in runs if r["regime"] == regime)
+        ax.plot([100 * s for s, _ in pts], [100 * a for _, a in pts], marker="o",
+                linestyle="--" if regime == "label_only" else "-", label=regime)
+    if reference is not None:
+        ax.axhline(100 * reference, color="grey", linestyle=":", label="teacher")
+    ax.set_xscale("log")
+    shares = sorted({r["share"] for r in runs})
+    ax.set_xticks([100 * s for s in shares])
+    ax.set_xticklabels([f"{100 * s:g}%\n({round(s * pool)})" for s in shares])
+    ax.set_xlabel("labelled examples (share of the pool)")
+    ax.set_ylabel("exact match at the BBH level, %")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

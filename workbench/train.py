@@ -40,7 +40,7 @@ from .tasks import splits as task_splits
 
 @dataclass
 class TrainConfig:
-    tasks: tuple[str, ...] = ("boolean_expressions",)  # tasks mixed uniformly (task-tagged prompts come later)
+    tasks: tuple[str, ...] = ("boolean_expressions",)  # tasks mixed uniformly (task-tagged mixes: multitask.py)
     levels: tuple[int, ...] | None = None  # levels drawn uniformly; None: every level up to the BBH level
     val_levels: tuple[int, ...] | None = None  # levels validation scores (None: the trained levels)
     rationale: bool = True  # learn the step-by-step rationale, not only the answer
@@ -306,14 +306,19 @@ def validate(model, tokenizer, cfg: TrainConfig) -> dict:
 
 def train(model, tokenizer, cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
           sampler=None, loss_fn=lm_loss, callbacks=(), progress: bool = True,
-          validate_at_end: bool = True) -> TrainResult:
-    """Train ``model`` in place; with ``out``, checkpoints go to ``out/checkpoints``."""
+          validate_at_end: bool = True, validate_fn=None) -> TrainResult:
+    """Train ``model`` in place; with ``out``, checkpoints go to ``out/checkpoints``.
+
+    ``validate_fn(model, tokenizer, cfg) -> logs`` replaces ``validate`` (multi-task training scores
+    task-tagged prompts); it returns the same keys.
+    """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
     cfg.check()
     acc = Accelerator(cpu=not torch.cuda.is_available())
     sampler = sampler or TaskSampler(cfg.tasks, cfg.levels, cfg.seed)
+    validate_fn = validate_fn or validate
     max_len = model.config.max_position_embeddings
     optimizer = optimizer_for(model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
@@ -350,7 +355,7 @@ def train(model, tokenizer, cfg: TrainConfig, out: str | Path | None = None, res
             acc.wait_for_everyone()
             if acc.is_main_process:
                 unwrapped = acc.unwrap_model(model).eval()
-                rec = {"step": done, **validate(unwrapped, tokenizer, cfg)}
+                rec = {"step": done, **validate_fn(unwrapped, tokenizer, cfg)}
                 sampler.update(done, rec, model=unwrapped, tokenizer=tokenizer)
                 unwrapped.train()
                 _emit(rec, history, callbacks, acc, progress, not bar.disable)

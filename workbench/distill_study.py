@@ -1,0 +1,366 @@
+"""The teachers and the side-by-side distillation study of notebook 03.
+
+    s = distill_study.study()                          # sized by the profile
+    teacher = distill_study.specialist_teacher(s)      # a larger student trained here (cached)
+    runs = distill_study.curve(s, teacher)             # accuracy vs labelled data, every regime
+    distill_study.table(runs, s)
+
+The data-efficiency curve follows Hsieh et al. (2023): the same student, the same steps, trained on
+the first k labelled examples of one fixed pool, once per regime. Label-only training sees the
+inputs and their gold answers; every distillation regime sees the same inputs plus what the teacher
+makes of them (its rationales, its distributions, its scores of the student's own text).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import distill
+from .models import StudentConfig
+from .tasks import Example
+
+REGIMES = ("label_only", "sequence_level", "step_by_step", "logit_kd", "on_policy")
+
+
+@dataclass
+class Study:
+    task: str = "boolean_expressions"
+    pool: int = 1000  # labelled examples at 100% (boolean_expressions has ~1,400 distinct BBH-level inputs)
+    fractions: tuple[float, ...] = (0.05, 0.25, 1.0)  # shares of the pool on the curve
+    regimes: tuple[str, ...] = REGIMES
+    student: StudentConfig = field(default_factory=lambda: StudentConfig(layers=2, width=64, heads=4, max_len=512))
+    steps: int = 600  # the same budget for every regime and fraction
+    batch_size: int = 16  # small batches, more updates: what a 0.1M student on 2 cores learns most from
+    lr: float = 3e-3
+    loss: str = "forward_kl"  # logit_kd's divergence
+    temperature: float = 2.0
+    alpha: float = 0.5  # logit_kd: the label cross-entropy's share
+    mix: float = 0.5  # on_policy: share of steps on the student's own samples
+    test_n: int = 100  # test examples at the BBH level
+    teacher_profile: str = "laptop"  # the specialist recipe the teacher comes from
+    side_share: float = 0.25  # the fraction where the divergences and the pretrained teacher are compared
+    max_new_tokens: int | None = None  # cap on every generation (None: sized from the references; smoke caps it)
+    seed: int = 0
+
+
+def study(profile: str | None = None) -> Study:
+    """The study sized for ``profile`` (smoke: seconds; laptop: about ten minutes on 2 cores)."""
+    from .env import profile_name
+
+    prof = profile_name(profile)
+    if prof == "smoke":
+        return Study(pool=40, fractions=(0.25, 1.0), steps=8, batch_size=8, test_n=4, teacher_profile="smoke",
+                     max_new_tokens=32, student=StudentConfig(layers=1, width=32, heads=2, max_len=512))
+    if prof == "gpu":
+        return Study(pool=8000, fractions=(0.05, 0.1, 0.25, 0.5, 1.0), steps=2000, batch_size=64,
+                     student=StudentConfig(layers=4, width=128, heads=4, max_len=512), test_n=250,
+                     teacher_profile="gpu")
+    return Study()
+
+
+# teachers -------------------------------------------------------------------------------------
+def specialist_teacher(s: Study, progress: bool = False):
+    """(model, tokenizer, card): the task's specialist of ``s.teacher_profile``, trained once and cached."""
+    from .recipes import specialist
+
+    return specialist(s.task, s.teacher_profile, progress=progress)
+
+
+@dataclass
+class LoraTeacher:
+    base: str = "smollm2-135m-instruct"  # a name load_pretrained knows, a folder, or a hub id
+    rank: int = 8
+    steps: int = 120  # ~4.7 s a step of 16 x ~45 tokens on 2 cores: about ten minutes, once
+    batch_size: int = 16
+    lr: float = 1e-3
+    test_n: int = 100  # test examples at the BBH level the card reports
+
+
+def lora_teacher_config(profile: str | None = None) -> LoraTeacher:
+    from .env import profile_name
+
+    prof = profile_name(profile)
+    if prof == "smoke":
+        return LoraTeacher(steps=2, batch_size=4, test_n=2)
+    if prof == "gpu":
+        return LoraTeacher(base="gemma-3-270m", steps=600, batch_size=32, lr=5e-4, test_n=250)
+    return LoraTeacher()
+
+
+def lora_teacher(task: str, cfg: LoraTeacher, progress: bool = False):
+    """(model, tokenizer, card): a pretrained model fine-tuned with LoRA on the task's rationales, adapters
+    merged. The adapters (a few MB, safetensors) and the card are cached; later calls only load them."""
+    from peft import PeftModel
+
+    from . import lora
+    from .artifacts import read_card, write_card
+    from .evaluate import EvalConfig, evaluate
+    from .models import cache_dir, count_params, load_pretrained
+    from .tasks import splits
+
+    key = hashlib.sha256(json.dumps({"task": task, **asdict(cfg)}, sort_keys=True).encode()).hexdigest()[:12]
+    folder = cache_dir() / "teachers" / f"{Path(cfg.base).name}-{task}-{key}"
+    model, tok = load_pretrained(cfg.base)
+    if (folder / "workbench.json").exists():
+        merged = lora.merge(PeftModel.from_pretrained(model, folder))
+        return merged, tok, read_card(folder)
+    t0 = time.perf_counter()
+    run = lora.finetune(model, tok, task, rank=cfg.rank, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                        rationale=True)
+    seconds = time.perf_counter() - t0
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    run["model"].save_pretrained(tmp, safe_serialization=True)
+    merged = lora.merge(run["model"])
+    test = splits.load(task, "test", level=_bbh(task), n=cfg.test_n)
+    res = evaluate(merged, tok, task, test, EvalConfig(rationale=True, batch_size=32,
+                                                       max_new_tokens=32 if cfg.steps < 10 else None))
+    card = {"name": f"{cfg.base} + LoRA r={cfg.rank} on {task}", "tasks": [task], "base": cfg.base,
+            "description": f"`{cfg.base}` with rank-{cfg.rank} LoRA adapters fine-tuned by small-reasoners on the "
+                           f"rationales of `{task}`; this folder holds the adapters only (peft, safetensors).",
+            "lora": asdict(cfg), "params": count_params(merged), "trainable": run["trainable"],
+            "train_seconds": seconds, "seconds_per_step": run["seconds_per_step"],
+            "eval": {"n": res.n, "accuracy": res.accuracy, "latency_ms": res.latency_ms}}
+    write_card(tmp, card)  # the card last: a folder with a card is complete
+    os.replace(tmp, folder)
+    return merged, tok, card
+
+
+def _cache_file(kind: str, key: dict) -> Path:
+    from .models import cache_dir
+
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return cache_dir() / "distill" / f"{kind}-{digest}.jsonl"
+
+
+def _write_jsonl(path: Path, examples: list[Example]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        for ex in examples:
+            f.write(json.dumps(asdict(ex)) + "\n")
+    os.replace(tmp, path)  # a half-written cache is never read back
+
+
+def teacher_texts(teacher, tokenizer, examples: list[Example], teacher_id: str, batch_size: int = 64,
+                  max_new_tokens: int | None = None) -> list[Example]:
+    """``distill.teacher_examples`` for a pool, cached on disk under the teacher's identity and the inputs."""
+    key = {"teacher": teacher_id, "inputs": [e.input for e in examples], "budget": max_new_tokens, "version": 1}
+    path = _cache_file("texts", key)
+    if path.exists():
+        return [Example(**json.loads(line)) for line in path.read_text().splitlines()]
+    made = distill.teacher_examples(teacher, tokenizer, examples, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    _write_jsonl(path, made)
+    return made
+
+
+# one run --------------------------------------------------------------------------------------
+def run_one(s: Study, regime: str, share: float, labelled: list[Example], texts: list[Example], teacher=None,
+            tokenizer=None, test: list[Example] | None = None, loss: str | None = None,
+            student_config: StudentConfig | None = None, progress: bool = False) -> dict:
+    """Train one student under ``regime`` on the first ``share`` of the pool and score it at the BBH level.
+
+    ``labelled``: the gold pool; ``texts``: the teacher's rationale and answer for each of its inputs.
+    Students of step_by_step and label_only answer directly; the others write a rationale first.
+    """
+    from . import env
+    from .evaluate import EvalConfig, evaluate
+    from .models import count_params, student
+    from .tasks import splits
+    from .tokenizer import CharTokenizer
+    from .train import TrainConfig, train
+
+    if regime not in REGIMES:
+        raise ValueError(f"unknown regime {regime!r}; accepted: {', '.join(REGIMES)}")
+    tok = tokenizer or CharTokenizer()
+    gold, made = distill.fraction(labelled, share), distill.fraction(texts, share)
+    rationale, loss_fn = True, None
+    if regime == "label_only":
+        pool, rationale = distill.label_only(gold), False
+    elif regime == "step_by_step":
+        pool, rationale = distill.step_by_step_examples(gold, made), False
+    else:
+        pool = made
+        if regime == "logit_kd":
+            loss_fn = distill.LogitKD(teacher, loss or s.loss, s.temperature, s.alpha, student_tokenizer=tok,
+                                      teacher_tokenizer=tok, cache=True)
+        elif regime == "on_policy":  # supervised for the first half, then half the steps on the student's samples
+            loss_fn = distill.OnPolicyKD(teacher, tok, loss or "jsd", mix=s.mix, alpha=s.alpha, start=s.steps // 2,
+                                         seed=s.seed, cache=True)
+    cfg = TrainConfig(tasks=(s.task,), rationale=rationale, steps=s.steps, batch_size=s.batch_size, lr=s.lr,
+                      warmup=max(1, s.steps // 10), eval_every=0, checkpoint_every=0,
+                      log_every=max(1, s.steps // 4), seed=s.seed)
+    env.set_seed(s.seed)  # the same initial weights for every regime
+    model = student(student_config or s.student, tok)
+    t0 = time.perf_counter()
+    train(model, tok, cfg, sampler=distill.PoolSampler(pool, s.seed), loss_fn=loss_fn or _lm_loss(),
+          progress=progress, validate_at_end=False)
+    seconds = time.perf_counter() - t0
+    test = test if test is not None else splits.load(s.task, "test", level=_bbh(s.task), n=s.test_n)
+    asked = distill.label_prompts(test) if regime == "step_by_step" else test
+    res = evaluate(model, tok, s.task, asked, EvalConfig(rationale=rationale, batch_size=64,
+                                                          max_new_tokens=s.max_new_tokens))
+    return {"regime": regime, "loss": loss or (s.loss if regime == "logit_kd" else "jsd" if regime == "on_policy"
+                                               else None),
+            "share": share, "labelled": len(gold), "accuracy": res.accuracy, "params": count_params(model),
+            "train_seconds": seconds, "latency_ms": res.latency_ms, "model": model}
+
+
+def _lm_loss():
+    from .train import lm_loss
+
+    return lm_loss
+
+
+def _bbh(task_name: str) -> int:
+    from . import tasks
+
+    return tasks.get(task_name).bbh_level
+
+
+def curve(s: Study, teacher, tokenizer, texts: list[Example], labelled: list[Example], callback=None,
+          progress: bool = False) -> list[dict]:
+    """Every regime of ``s`` at every fraction, side by side; ``callback(run)`` after each (a live plot).
+    Each run keeps its trained student under ``"model"``."""
+    from .tasks import splits
+
+    test = splits.load(s.task, "test", level=_bbh(s.task), n=s.test_n)
+    runs = []
+    for share in s.fractions:
+        for regime in s.regimes:
+            runs.append(run_one(s, regime, share, labelled, texts, teacher, tokenizer, test, progress=progress))
+            run = runs[-1]
+            if callback:
+                callback(run)
+    return runs
+
+
+def table(runs: list[dict], s: Study) -> str:
+    """Markdown: one row per regime, accuracy at each fraction of the labelled pool."""
+    shares = sorted({r["share"] for r in runs})
+    head = "| regime | " + " | ".join(f"{100 * f:g}% ({round(f * s.pool)})" for f in shares) + " |"
+    lines = [head, "|---" * (len(shares) + 1) + "|"]
+    for regime in dict.fromkeys(r["regime"] for r in runs):
+        acc = {r["share"]: r["accuracy"] for r in runs if r["regime"] == regime}
+        lines.append(f"| {regime} | " + " | ".join(f"{100 * acc[f]:.0f}%" if f in acc else "" for f in shares) + " |")
+    return "\n".join(lines)
+
+
+def verdict(runs: list[dict], max_share: float = 0.25) -> dict:
+    """Target 1: a distilled student with at most ``max_share`` of the labels matches or beats label-only at 100%."""
+    full = max((r["accuracy"] for r in runs if r["regime"] == "label_only" and r["share"] == 1.0), default=None)
+    best = max((r for r in runs if r["regime"] != "label_only" and r["share"] <= max_share),
+               key=lambda r: r["accuracy"], default=None)
+    return {"label_only_100": full, "best_distilled": best and {k: best[k] for k in ("regime", "share", "accuracy")},
+            "met": bool(full is not None and best and best["accuracy"] >= full)}
+
+
+
+
+def divergences(s: Study, labelled, texts, teacher, tokenizer, callback=None, done=()) -> list[dict]:
+    """logit_kd at ``s.side_share`` once per divergence (forward KL, reverse KL, JSD), same student and steps.
+    ``done``: runs already made (the curve's), reused where one matches."""
+    from .tasks import splits
+
+    test = splits.load(s.task, "test", level=_bbh(s.task), n=s.test_n)
+    runs = []
+    for loss in distill.LOSSES:
+        run = next((r for r in done if r["regime"] == "logit_kd" and r["loss"] == loss
+                    and r["share"] == s.side_share), None)
+        if run is None:
+            run = run_one(s, "logit_kd", s.side_share, labelled, texts, teacher, tokenizer, test, loss=loss)
+            run.pop("model")
+        runs.append(run)
+        if callback:
+            callback(run)
+    return runs
+
+
+# across tokenizers ----------------------------------------------------------------------------
+def across_tokenizers(s: Study, teacher, teacher_tok, teacher_id: str, labelled: list[Example],
+                      extra_texts=()) -> dict:
+    """A pretrained BPE teacher and students that do not share its vocabulary, at ``s.side_share``.
+
+    1. sequence-level through text: a character-level student trains on the teacher's rationales;
+    2. vocabulary trimming: the teacher's tokenizer cut to the tokens the task uses (the parameters that
+       alone removes), the trimmed teacher, and a student built on that trimmed tokenizer, trained by
+       logit distillation over the kept tokens (the teacher's distributions renormalised on them).
+    """
+    from .tasks import splits
+    from .vocab import TrimmedVocab
+
+    gold = distill.fraction(labelled, s.side_share)
+    t0 = time.perf_counter()
+    made = teacher_texts(teacher, teacher_tok, gold, teacher_id, batch_size=32, max_new_tokens=s.max_new_tokens)
+    text_seconds = time.perf_counter() - t0
+    test = splits.load(s.task, "test", level=_bbh(s.task), n=s.test_n)
+    char = run_one(s, "sequence_level", 1.0, gold, made, test=test)
+    # the task's text, in the teacher's tokens: every prompt and completion a student or teacher writes
+    from .evaluate import student_prompt
+
+    texts = [student_prompt(e.input) + e.rationale for e in [*labelled, *made]] + list(extra_texts)
+    vocab = TrimmedVocab.from_texts(teacher_tok, texts)
+    small_tok = vocab.tokenizer(teacher_tok)
+    trimmed_teacher = vocab.trim(teacher)
+    bpe = run_one(s, "logit_kd", 1.0, gold, made, trimmed_teacher, small_tok, test=test)
+    return {"teacher_texts_seconds": text_seconds, "agreement": distill.agreement(made, gold),
+            "sequence_level": char, "trimming": vocab.report(teacher), "trimmed_teacher": trimmed_teacher,
+            "vocab": vocab, "trimmed_student": bpe, "trimmed_tokenizer": small_tok}
+
+
+def trimming_report(name: str, texts: list[str]) -> dict:
+    """What trimming ``name``'s vocabulary to the tokens of ``texts`` removes (tokenizer and config only)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from .models import resolve
+    from .tokenizer import load_tokenizer
+    from .vocab import TrimmedVocab
+
+    where = resolve(name)
+    tok = load_tokenizer(where)
+    vocab = TrimmedVocab.from_texts(tok, texts)
+    with torch.device("meta"):  # shapes only: the parameter count without loading any weights
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(where))
+    return {"model": name, **vocab.report(model)}
+
+
+def scored(label: str, model, tokenizer, task: str, test: list[Example], rationale: bool = True,
+           role: str = "student", asked: list[Example] | None = None, max_new_tokens: int | None = None) -> dict:
+    """One row of the teacher-vs-student table: params, fp32 bytes, latency and accuracy on ``test``."""
+    from .evaluate import EvalConfig, evaluate
+    from .models import count_params, param_bytes
+
+    res = evaluate(model, tokenizer, task, asked or test, EvalConfig(rationale=rationale, batch_size=32,
+                                                                     max_new_tokens=max_new_tokens))
+    return {"model": label, "role": role, "params": count_params(model), "bytes": param_bytes(model),
+            "latency_ms": res.latency_ms, "accuracy": res.accuracy, "n": res.n}
+
+
+def size_table(rows: list[dict]) -> str:
+    lines = ["| model | role | params | fp32 bytes | ms / example | accuracy |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['role']} | {r['params'] / 1e6:.2f}M | {r['bytes'] / 2**20:.1f} MiB | "
+                     f"{r['latency_ms']:.1f} | {100 * r['accuracy']:.0f}% |")
+    return "\n".join(lines)
+
+
+def smaller_and_close(rows: list[dict], ratio: float = 20.0, points: float = 2.0) -> dict:
+    """Target 2: a student at least ``ratio`` x smaller than its teacher within ``points`` of its accuracy.
+    Rows carry ``teacher`` (the label of the teacher row they were distilled from)."""
+    by = {r["model"]: r for r in rows}
+    pairs = []
+    for r in rows:
+        t = by.get(r.get("teacher"))
+        if t is None:
+            continue
+        pairs.append({"student": r["model"], "teacher": t["model"], "ratio": t["params"] / r["params"],
+                      "gap_points": 100 * (t["accuracy"] - r["accuracy"])})
+    ok = [p for p in pairs if p["ratio"] >= ratio and p["gap_points"] <= points]
+    return {"pairs": pairs, "met": bool(ok), "met_by": [p["student"] for p in ok]}

@@ -1,0 +1,254 @@
+"""The side-by-side multi-task study: specialists against multi-task students at equal compute.
+
+    s = multitask_study.study()                          # sized by the profile
+    rows = multitask_study.run(s)                        # one row per arm: accuracy per task, params, bytes
+    multitask_study.table(rows); multitask_study.verdict(rows)
+    matrix, raw = multitask_study.transfer_matrix(s, rows[0]["accuracy"])   # plots.transfer_heatmap(matrix, s.tasks)
+
+The arms, all scored at the BBH level on the same test questions (``multitask.evaluate_tasks``):
+- ``specialist``: one student per task, ``steps_per_task`` steps each (one row for the five together:
+  accuracy per task from its own specialist, parameters, bytes, time and tokens summed);
+- ``multitask``: one student of a specialist's size on every task (tagged prompts, ``scheme`` mix), for
+  k x ``steps_per_task`` steps;
+- ``multitask-large``: one student of about the specialists' combined size, at the same compute;
+- ``multitask+adapters``: the multitask body frozen, one small LoRA adapter per task on top, routed by
+  the tag; its adapter steps are extra compute, reported as such.
+
+The transfer matrix asks, for every pair of tasks, how much training on task A alongside task B moves
+accuracy on B against B's specialist (positive transfer helps, interference hurts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from . import env
+from . import tasks as task_suite
+from .models import StudentConfig, count_params, param_bytes, student
+from .multitask import MultiTaskSampler, TaskAdapters, evaluate_tasks, validate
+from .tokenizer import CharTokenizer
+from .train import TrainConfig, train
+
+ARMS = ("specialist", "multitask", "multitask-large", "multitask+adapters")
+
+
+def combined_size(cfg: StudentConfig, k: int, layers: int | None = None) -> StudentConfig:
+    """A student with about ``k`` times ``cfg``'s parameters: ``layers`` deep (default cfg's), the closest width."""
+    layers, step = layers or cfg.layers, 2 * cfg.heads  # an even head dimension, for rotary positions
+    size = lambda m: _params(replace(cfg, layers=layers, width=m * step))
+    target, lo, hi = k * _params(cfg), 1, 2
+    while size(hi) < target:
+        hi *= 2
+    while hi - lo > 1:  # the parameter count grows with the width: bisect on multiples of step
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if size(mid) < target else (lo, mid)
+    return replace(cfg, layers=layers, width=step * min((lo, hi), key=lambda m: abs(size(m) - target)))
+
+
+def _params(cfg: StudentConfig) -> int:
+    """Parameters of a student built from ``cfg`` (on the meta device: shapes only, no memory)."""
+    with torch.device("meta"):
+        return count_params(student(cfg, CharTokenizer()))
+
+
+@dataclass
+class Study:
+    tasks: tuple[str, ...] = task_suite.NAMES  # every multi-task student learns all of them
+    student: StudentConfig = field(default_factory=lambda: StudentConfig(layers=2, width=64, heads=4, max_len=1024))
+    large: StudentConfig | None = None  # about the specialists' combined parameters (None: combined_size)
+    rationale: bool = True  # learn the step-by-step rationale
+    levels: tuple[int, ...] | None = None  # training levels (None: every level up to each task's BBH level)
+    test_level: int | None = None  # the level scored (None: each task's BBH level)
+    steps_per_task: int = 400  # each specialist's steps; the multi-task arms get the same total compute
+    batch_size: int = 16
+    lr: float = 3e-3
+    scheme: str | dict = "uniform"  # the multi-task mix (uniform: each task gets its specialist's data)
+    temperature: float = 5.0  # for scheme="temperature"
+    adapter_rank: int = 4
+    adapter_steps: int = 100  # per task, on the frozen multi-task body (reported as extra compute)
+    adapter_lr: float = 2e-3
+    eval_every: int = 0  # validation during training, a multiple of 8 (loss_balanced re-weights then); 0: none
+    eval_n: int = 16  # validation examples per task and evaluation
+    test_n: int = 50  # BBH-level test examples per task in the final scoring
+    eval_max_new_tokens: int | None = None  # cap on generated tokens (None: sized from the references)
+    seed: int = 0
+    arms: tuple[str, ...] = ARMS
+
+
+def study(profile: str | None = None) -> Study:
+    """The study sized for ``profile`` (smoke: seconds; laptop and gpu: guesses to tune after measuring)."""
+    prof = env.profile_name(profile)
+    if prof == "smoke":
+        small = StudentConfig(layers=1, width=32, heads=2, max_len=512)
+        return Study(student=small, large=combined_size(small, 5), steps_per_task=4, batch_size=4, adapter_rank=2,
+                     adapter_steps=2, test_n=2, eval_max_new_tokens=24)
+    if prof == "gpu":
+        small = StudentConfig(layers=4, width=256, heads=4, max_len=1024)
+        return Study(student=small, large=combined_size(small, 5), steps_per_task=3000, batch_size=64, lr=1.5e-3,
+                     adapter_rank=8, adapter_steps=500, adapter_lr=1e-3, test_n=250)
+    # laptop: the two easiest levels of every task, scored at level 2 (tool_call's BBH level). At the BBH
+    # level a 0.1M-parameter student trained for a minute per task scores 0 on four of the five tasks
+    small = StudentConfig(layers=2, width=64, heads=4, max_len=1024)
+    return Study(student=small, large=combined_size(small, 5), levels=(1, 2), test_level=2, steps_per_task=300,
+                 adapter_steps=75)
+
+
+def _train(s: Study, cfg: StudentConfig, task_names, steps: int, tags: bool = True, scheme="uniform",
+           progress: bool = False):
+    """A fresh student trained on ``task_names`` (tagged and mixed by ``scheme``, or plain for a specialist)."""
+    if tags and scheme == "loss_balanced" and not s.eval_every:
+        raise ValueError("the loss_balanced mix re-weights at each evaluation; set Study.eval_every (a multiple of 8)")
+    tcfg = TrainConfig(tasks=tuple(task_names), levels=s.levels, rationale=s.rationale, steps=steps,
+                       batch_size=s.batch_size, lr=s.lr,
+                       warmup=max(1, steps // 20), bucket=min(8, steps), eval_every=s.eval_every, eval_n=s.eval_n,
+                       eval_max_new_tokens=s.eval_max_new_tokens, checkpoint_every=0, log_every=max(1, steps // 10),
+                       seed=s.seed)
+    sampler = MultiTaskSampler(task_names, scheme, None, s.temperature, s.levels, seed=s.seed, rationale=s.rationale) \
+        if tags else None
+    tok = CharTokenizer()
+    env.set_seed(s.seed)  # the same initial weights for every arm of one size
+    model = student(cfg, tok)
+    res = train(model, tok, tcfg, sampler=sampler, progress=progress, validate_at_end=False,
+                validate_fn=validate if tags else None)
+    return model, tok, res
+
+
+def _row(arm: str, accuracy: dict, params: int, nbytes: int, seconds: float, tokens: int, flops: float,
+         steps: int, **extra) -> dict:
+    return {"arm": arm, "accuracy": accuracy, "mean_accuracy": sum(accuracy.values()) / len(accuracy),
+            "params": params, "bytes": nbytes, "train_seconds": seconds, "train_tokens": tokens,
+            "train_flops": flops, "steps": steps, **extra}
+
+
+def _specialist(s: Study, task_name: str, progress: bool = False) -> dict:
+    model, tok, res = _train(s, s.student, (task_name,), s.steps_per_task, tags=False, progress=progress)
+    acc = evaluate_tasks(model, tok, (task_name,), s.test_n, s.test_level, rationale=s.rationale, tags=False,
+                         max_new_tokens=s.eval_max_new_tokens)[task_name]
+    n = count_params(model)
+    return {"task": task_name, "accuracy": acc, "params": n, "bytes": param_bytes(model), "train_seconds": res.seconds,
+            "train_tokens": res.tokens, "train_flops": 6 * n * res.tokens}
+
+
+def run(s: Study, progress: bool = False, callback=None) -> list[dict]:
+    """Every arm of ``s`` trained and scored; one plain-data row per arm, ``callback(row)`` after each.
+
+    Equal compute is counted as 6 N D (parameters x training tokens, Kaplan et al., 2020): k specialists of
+    N_s parameters cost k x 6 N_s D; the multi-task student of N_s parameters gets k x steps_per_task steps
+    of the same batch, and one of N_L parameters k x steps_per_task x N_s / N_L steps.
+    """
+    unknown = [a for a in s.arms if a not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown arm {unknown[0]!r}; accepted: {', '.join(ARMS)}")
+    rows, k, scoring = [], len(s.tasks), {"rationale": s.rationale, "max_new_tokens": s.eval_max_new_tokens,
+                                         "level": s.test_level}
+
+    def add(row):
+        rows.append(row)
+        if callback:
+            callback(row)
+
+    if "specialist" in s.arms:
+        parts = [_specialist(s, t, progress) for t in s.tasks]
+        add(_row("specialist", {p["task"]: p["accuracy"] for p in parts},
+                 *(sum(p[key] for p in parts) for key in ("params", "bytes", "train_seconds", "train_tokens",
+                                                          "train_flops")), k * s.steps_per_task, models=parts))
+    if "multitask" in s.arms or "multitask+adapters" in s.arms:
+        body, tok, res = _train(s, s.student, s.tasks, k * s.steps_per_task, scheme=s.scheme, progress=progress)
+        n, steps = count_params(body), k * s.steps_per_task
+        if "multitask" in s.arms:  # scored before the adapters wrap the body in place
+            add(_row("multitask", evaluate_tasks(body, tok, s.tasks, s.test_n, **scoring), n, param_bytes(body),
+                     res.seconds, res.tokens, 6 * n * res.tokens, steps))
+    if "multitask-large" in s.arms:
+        large = s.large or combined_size(s.student, k)
+        n_large = _params(large)
+        steps_large = max(1, round(k * s.steps_per_task * _params(s.student) / n_large))  # equal 6 N D
+        model, tok_l, res_l = _train(s, large, s.tasks, steps_large, scheme=s.scheme, progress=progress)
+        add(_row("multitask-large", evaluate_tasks(model, tok_l, s.tasks, s.test_n, **scoring), n_large,
+                 param_bytes(model), res_l.seconds, res_l.tokens, 6 * n_large * res_l.tokens, steps_large))
+    if "multitask+adapters" in s.arms:
+        adapters = TaskAdapters(body, s.tasks, s.adapter_rank)
+        acfg = TrainConfig(rationale=s.rationale, steps=s.adapter_steps, batch_size=s.batch_size, lr=s.adapter_lr,
+                           warmup=max(1, s.adapter_steps // 10), bucket=min(8, s.adapter_steps), eval_every=0,
+                           checkpoint_every=0, log_every=max(1, s.adapter_steps // 4), seed=s.seed)
+        runs = [adapters.train(tok, t, acfg, progress) for t in s.tasks]
+        size = adapters.sizes()
+        total = size["body_params"] + sum(size["adapter_params"].values())
+        tokens = res.tokens + sum(r.tokens for r in runs)
+        acc = evaluate_tasks(adapters.model, tok, s.tasks, s.test_n, adapters=adapters, **scoring)
+        # 6 N D overstates adapter training a little: the frozen body needs no weight gradients
+        add(_row("multitask+adapters", acc, total, size["total_bytes"], res.seconds + sum(r.seconds for r in runs),
+                 tokens, 6 * n * res.tokens + 6 * total * (tokens - res.tokens), steps + k * s.adapter_steps,
+                 adapter_steps=k * s.adapter_steps, adapter_params=size["adapter_params"],
+                 adapter_bytes=size["adapter_bytes"]))
+    return rows
+
+
+def transfer_matrix(s: Study, specialist_accuracy: dict | None = None, progress: bool = False,
+                    callback=None) -> tuple[list[list[float]], dict]:
+    """M[a][b]: accuracy on task b of a student trained on {a, b} (2 x steps_per_task, uniform mix) minus
+    that of b's specialist (steps_per_task); the diagonal is 0. Rows and columns follow ``s.tasks``.
+
+    ``specialist_accuracy`` (task -> accuracy, e.g. ``run``'s specialist row) saves training them again.
+    Returns the matrix and the raw accuracies: ``{"specialist": {b: acc}, "pair": {"a+b": {a: acc, b: acc}}}``.
+    """
+    spec = dict(specialist_accuracy) if specialist_accuracy else {
+        t: _specialist(s, t, progress)["accuracy"] for t in s.tasks}
+    pairs = {}
+    for i, a in enumerate(s.tasks):
+        for b in s.tasks[i + 1:]:
+            model, tok, _ = _train(s, s.student, (a, b), 2 * s.steps_per_task, progress=progress)
+            pairs[f"{a}+{b}"] = evaluate_tasks(model, tok, (a, b), s.test_n, s.test_level, rationale=s.rationale,
+                                               max_new_tokens=s.eval_max_new_tokens)
+            if callback:
+                callback({"pair": (a, b), **pairs[f"{a}+{b}"]})
+
+    def pair(a, b):
+        return pairs.get(f"{a}+{b}") or pairs[f"{b}+{a}"]
+
+    matrix = [[0.0 if a == b else pair(a, b)[b] - spec[b] for b in s.tasks] for a in s.tasks]
+    return matrix, {"specialist": spec, "pair": pairs}
+
+
+def table(rows: list[dict]) -> str:
+    """``run``'s rows as a markdown table (accuracy in %, at the BBH level)."""
+    names = list(rows[0]["accuracy"])
+    lines = ["| arm | " + " | ".join(names) + " | mean | params | MB (fp32) | train s | train tokens | 6ND |",
+             "|---" * (len(names) + 7) + "|"]
+    for r in rows:
+        accs = " | ".join(f"{100 * r['accuracy'][t]:.1f}" for t in names)
+        lines.append(f"| {r['arm']} | {accs} | {100 * r['mean_accuracy']:.1f} | {r['params']:,} | "
+                     f"{r['bytes'] / 1e6:.2f} | {r['train_seconds']:.1f} | {r['train_tokens']:,} | "
+                     f"{r['train_flops']:.2e} |")
+    return "\n".join(lines)
+
+
+def verdict(rows: list[dict], points: float = 1.0, param_share: float = 1 / 3) -> dict:
+    """The issue's target, computed for every multi-task arm: within ``points`` of each specialist on every
+    task (gaps in points, + when the arm is better) while holding at most ``param_share`` of their
+    combined parameters. ``met``: the multi-task student of a specialist's size meets it; ``met_by``: every
+    arm that does."""
+    by = {r["arm"]: r for r in rows}
+    if "specialist" not in by:
+        raise ValueError("the verdict compares against the specialists; include the 'specialist' arm")
+    spec = by["specialist"]
+    out = {"specialist_params": spec["params"], "arms": {}}
+    for arm, r in by.items():
+        if arm == "specialist":
+            continue
+        gaps = {t: 100 * (r["accuracy"][t] - a) for t, a in spec["accuracy"].items()}
+        share = r["params"] / spec["params"]
+        close = all(g >= -points - 1e-9 for g in gaps.values())
+        out["arms"][arm] = {"gaps": gaps, "worst_gap": min(gaps.values()), "within_points": close,
+                            "param_share": share, "meets_target": close and share <= param_share + 1e-9}
+    # every specialist at 0% makes "within 1 point" empty: say so rather than call it met
+    out["specialists_learned"] = any(a > 0 for a in spec["accuracy"].values())
+    if not out["specialists_learned"]:
+        for v in out["arms"].values():
+            v["meets_target"] = False
+    plain = out["arms"].get("multitask")
+    out["gaps"] = plain["gaps"] if plain else None
+    out["met"] = bool(plain and plain["meets_target"])
+    out["met_by"] = [arm for arm, v in out["arms"].items() if v["meets_target"]]
+    return out

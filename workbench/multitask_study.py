@@ -124,7 +124,7 @@ def _row(arm: str, accuracy: dict, params: int, nbytes: int, seconds: float, tok
 
 def _specialist(s: Study, task_name: str, progress: bool = False) -> dict:
     model, tok, res = _train(s, s.student, (task_name,), s.steps_per_task, tags=False, progress=progress)
-    acc = evaluate_tasks(model, tok, (task_name,), s.test_n, s.test_level, rationale=s.rationale, tags=False,
+    acc = evaluate_tasks(model, tok, (task_name,), s.test_n, level=s.test_level, rationale=s.rationale, tags=False,
                          max_new_tokens=s.eval_max_new_tokens)[task_name]
     n = count_params(model)
     return {"task": task_name, "accuracy": acc, "params": n, "bytes": param_bytes(model), "train_seconds": res.seconds,
@@ -199,7 +199,7 @@ def transfer_matrix(s: Study, specialist_accuracy: dict | None = None, progress:
     for i, a in enumerate(s.tasks):
         for b in s.tasks[i + 1:]:
             model, tok, _ = _train(s, s.student, (a, b), 2 * s.steps_per_task, progress=progress)
-            pairs[f"{a}+{b}"] = evaluate_tasks(model, tok, (a, b), s.test_n, s.test_level, rationale=s.rationale,
+            pairs[f"{a}+{b}"] = evaluate_tasks(model, tok, (a, b), s.test_n, level=s.test_level, rationale=s.rationale,
                                                max_new_tokens=s.eval_max_new_tokens)
             if callback:
                 callback({"pair": (a, b), **pairs[f"{a}+{b}"]})

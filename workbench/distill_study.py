@@ -172,9 +172,8 @@ def run_one(s: Study, regime: str, share: float, labelled: list[Example], texts:
     from . import env
     from .evaluate import EvalConfig, evaluate
     from .models import count_params, student
-    from .tasks import splits
     from .tokenizer import CharTokenizer
-    from .train import TrainConfig, train
+    from .train import TrainConfig, lm_loss, train
 
     if regime not in REGIMES:
         raise ValueError(f"unknown regime {regime!r}; accepted: {', '.join(REGIMES)}")
@@ -199,10 +198,10 @@ def run_one(s: Study, regime: str, share: float, labelled: list[Example], texts:
     env.set_seed(s.seed)  # the same initial weights for every regime
     model = student(student_config or s.student, tok)
     t0 = time.perf_counter()
-    train(model, tok, cfg, sampler=distill.PoolSampler(pool, s.seed), loss_fn=loss_fn or _lm_loss(),
+    train(model, tok, cfg, sampler=distill.PoolSampler(pool, s.seed), loss_fn=loss_fn or lm_loss,
           progress=progress, validate_at_end=False)
     seconds = time.perf_counter() - t0
-    test = test if test is not None else splits.load(s.task, "test", level=_bbh(s.task), n=s.test_n)
+    test = test if test is not None else test_set(s)
     asked = distill.label_prompts(test) if regime == "step_by_step" else test
     res = evaluate(model, tok, s.task, asked, EvalConfig(rationale=rationale, batch_size=64,
                                                           max_new_tokens=s.max_new_tokens))
@@ -212,25 +211,25 @@ def run_one(s: Study, regime: str, share: float, labelled: list[Example], texts:
             "train_seconds": seconds, "latency_ms": res.latency_ms, "model": model}
 
 
-def _lm_loss():
-    from .train import lm_loss
-
-    return lm_loss
-
-
 def _bbh(task_name: str) -> int:
     from . import tasks
 
     return tasks.get(task_name).bbh_level
 
 
+def test_set(s: Study) -> list[Example]:
+    """The questions every model of the study is scored on: ``s.test_n`` BBH-level test examples."""
+    from .tasks import splits
+
+    return splits.load(s.task, "test", level=_bbh(s.task), n=s.test_n)
+
+
 def curve(s: Study, teacher, tokenizer, texts: list[Example], labelled: list[Example], callback=None,
           progress: bool = False) -> list[dict]:
     """Every regime of ``s`` at every fraction, side by side; ``callback(run)`` after each (a live plot).
     Each run keeps its trained student under ``"model"``."""
-    from .tasks import splits
 
-    test = splits.load(s.task, "test", level=_bbh(s.task), n=s.test_n)
+    test = test_set(s)
     runs = []
     for share in s.fractions:
         for regime in s.regimes:
@@ -266,9 +265,8 @@ def verdict(runs: list[dict], max_share: float = 0.25) -> dict:
 def divergences(s: Study, labelled, texts, teacher, tokenizer, callback=None, done=()) -> list[dict]:
     """logit_kd at ``s.side_share`` once per divergence (forward KL, reverse KL, JSD), same student and steps.
     ``done``: runs already made (the curve's), reused where one matches."""
-    from .tasks import splits
 
-    test = splits.load(s.task, "test", level=_bbh(s.task), n=s.test_n)
+    test = test_set(s)
     runs = []
     for loss in distill.LOSSES:
         run = next((r for r in done if r["regime"] == "logit_kd" and r["loss"] == loss
@@ -292,14 +290,13 @@ def across_tokenizers(s: Study, teacher, teacher_tok, teacher_id: str, labelled:
        alone removes), the trimmed teacher, and a student built on that trimmed tokenizer, trained by
        logit distillation over the kept tokens (the teacher's distributions renormalised on them).
     """
-    from .tasks import splits
     from .vocab import TrimmedVocab
 
     gold = distill.fraction(labelled, s.side_share)
     t0 = time.perf_counter()
     made = teacher_texts(teacher, teacher_tok, gold, teacher_id, batch_size=32, max_new_tokens=s.max_new_tokens)
     text_seconds = time.perf_counter() - t0
-    test = splits.load(s.task, "test", level=_bbh(s.task), n=s.test_n)
+    test = test_set(s)
     char = run_one(s, "sequence_level", 1.0, gold, made, test=test)
     # the task's text, in the teacher's tokens: every prompt and completion a student or teacher writes
     from .evaluate import student_prompt

@@ -60,10 +60,10 @@ def cmd_run(args) -> int:
         (out / path.with_suffix(".html").name).write_text(html)
         seconds = time.time() - t0
         print(f"[{args.profile}] {path.name} done in {seconds:.0f} s", flush=True)
-        from workbench import report
+        from workbench.core import report
 
         report.record(f"runtime/{path.stem}/seconds", round(seconds), profile=args.profile)
-    from workbench import report
+    from workbench.core import report
 
     print(report.write_markdown(args.profile))
     return 0

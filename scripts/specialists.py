@@ -13,8 +13,9 @@ import argparse
 import json
 import sys
 
-from workbench import env, report, tasks
-from workbench.recipes import specialist
+from workbench import tasks
+from workbench.core import env, report
+from workbench.core.recipes import specialist
 
 
 def main() -> int:

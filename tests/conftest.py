@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from workbench import env
-from workbench.tokenizer import CharTokenizer
+from workbench.core import env
+from workbench.core.tokenizer import CharTokenizer
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from workbench import agent
-from workbench.agent import Registry, Router, ToolError, calculator
+from workbench.agent import router as agent
+from workbench.agent.router import Registry, Router, ToolError, calculator
 from workbench.tasks import splits
 from workbench.tasks.tool_call import TOOLS, canonical
 

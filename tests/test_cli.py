@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test runs the command line in a subprocess
+
 
 def run(*args, env=None):
     e = dict(os.environ, **(env or {}))

@@ -1,17 +1,20 @@
 """Constrained decoding: whatever the model's logits, the call after the answer prefix is complete and valid."""
 
 
+from dataclasses import replace
+
 import pytest
 import torch
 
-from workbench import constrain
-from workbench.constrain import CallGrammar, constrained_generate
-from workbench.evaluate import student_prompt
-from workbench.tasks import extract_answer, splits
+from workbench.agent import constrain
+from workbench.agent.constrain import CallGrammar, ConstrainedDecoder, constrained_generate
+from workbench.core.evaluate import student_prompt
+from workbench.tasks import ANSWER_PREFIX, extract_answer, splits
 from workbench.tasks.tool_call import is_canonical_call as valid_call
 
 GRAMMAR = CallGrammar()
 REMIND = '{"arguments":{"text":"call Ana","time":"17:00"},"name":"set_reminder"}'
+NONE_CALL = '{"arguments":{},"name":"none"}'
 
 
 class FakeLM(torch.nn.Module):
@@ -68,7 +71,7 @@ def test_the_best_viable_token_replaces_a_bad_one():
 
 
 def tiny_tok():
-    from workbench.tokenizer import CharTokenizer
+    from workbench.core.tokenizer import CharTokenizer
 
     return CharTokenizer()
 
@@ -83,12 +86,50 @@ def test_evaluate_calls_scores_a_scripted_student():
     assert res["forced"] == 0 and res["fallback"] == 0
 
 
+def test_a_prefix_written_inside_a_bad_token_is_forced_instead():
+    from workbench.core.tokenizer import ALPHABET, CharTokenizer
+
+    tok = CharTokenizer(alphabet=[*ALPHABET, "answer is ?"])  # one token ends the prefix and breaks the call
+    prompt, rationale = "p\n", "tool: none\nSo the "
+    model = FakeLM(tok, {prompt: rationale})
+    model.scripts[tuple(tok(prompt).input_ids)].append(tok.convert_tokens_to_ids("answer is ?"))
+    forced = rationale + "\n" + ANSWER_PREFIX
+    model.scripts[tuple(tok(prompt + forced).input_ids)] = tok(NONE_CALL, add_special_tokens=False).input_ids
+    r = constrained_generate(model, tok, prompt, GRAMMAR, max_new_tokens=100)
+    assert r.text == forced + NONE_CALL + "." and r.json == NONE_CALL
+    assert r.forced and not r.fallback and r.steps == len(rationale) + len(NONE_CALL)
+
+
+def test_a_call_past_its_token_budget_is_finished_by_the_grammar(tiny_student):
+    model, tok, _ = tiny_student
+    ex = splits.load("tool_call", "test")[0]
+    g = CallGrammar(request=ex.input, ground=True)
+    decoder = ConstrainedDecoder(model, tok, g)
+    r = decoder.run(student_prompt(ex.input), max_new_tokens=10, max_json_tokens=5)
+    _check(r, g)
+    assert r.forced and r.fallback and decoder.json_steps == 5
+    cut = decoder.text[decoder.start:]
+    assert len(cut) == 5 and r.json.startswith(cut) and len(r.json) > 5  # grammar.finish wrote the rest
+
+
+@pytest.mark.parametrize("answer_prefix", [ANSWER_PREFIX, None])
+def test_one_decoder_reused_over_requests_matches_the_function(tiny_student, answer_prefix):
+    model, tok, _ = tiny_student
+    decoder = ConstrainedDecoder(model, tok, GRAMMAR, answer_prefix)
+    for ex in splits.load("tool_call", "test")[:3]:
+        prompt = student_prompt(ex.input)
+        a = decoder.run(prompt, 20, max_json_tokens=40)
+        b = constrained_generate(model, tok, prompt, GRAMMAR, 20, answer_prefix=answer_prefix, max_json_tokens=40)
+        assert replace(a, seconds=0) == replace(b, seconds=0)
+        assert a.text.startswith(decoder.text) and decoder.json_steps <= 40 and decoder.steps == a.steps
+
+
 @pytest.fixture(scope="module")
 def bpe_tok():
     """SmolLM2's BPE tokenizer from the converted local cache (its weights are not loaded)."""
     from transformers import AutoTokenizer
 
-    from workbench.models import cache_dir
+    from workbench.core.models import cache_dir
 
     folder = cache_dir() / "pretrained" / "smollm2-135m-instruct"
     if not (folder / "tokenizer.json").exists():

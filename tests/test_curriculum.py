@@ -1,11 +1,14 @@
 """Curriculum schedulers: their level mix over training, their feedback, bad input, and the loop."""
 
+import json
+
 import pytest
 
 from workbench import curriculum as cur
-from workbench import train as tr
-from workbench.models import StudentConfig, student
-from workbench.tokenizer import CharTokenizer
+from workbench.core import train as tr
+from workbench.core.models import StudentConfig, student
+from workbench.core.tokenizer import CharTokenizer
+from workbench.studies import curriculum as study
 
 TASK = "multistep_arithmetic_two"
 
@@ -123,7 +126,7 @@ def test_the_loop_feeds_back_per_level_accuracy_and_losses(scheduler, tmp_path):
         assert set(sampler.level_loss["boolean_expressions"]) == {1, 2}
         assert all(v > 0 for v in sampler.level_loss["boolean_expressions"].values())
     ckpt = tr.latest_checkpoint(tmp_path)
-    state = tr.json.loads((ckpt / "trainer_state.json").read_text())["sampler"]
+    state = json.loads((ckpt / "trainer_state.json").read_text())["sampler"]
     assert state["stage"] and "level_loss" in state
 
 
@@ -146,19 +149,19 @@ def test_planner_widget_redraws_when_a_control_changes():
 
 
 def test_summary_and_verdict_count_unreached_seeds_at_the_budget():
-    s = cur.Study(steps=600, schedulers=("random", "competence", "hard_first"), seeds=(0, 1))
+    s = study.Study(steps=600, schedulers=("random", "competence", "hard_first"), seeds=(0, 1))
 
     def run(name, steps, bbh):
         return {"scheduler": name, "steps_to_target": steps, "test_bbh": bbh, "test_above": 0.5}
 
     runs = [run("random", 400, 0.8), run("random", None, 0.82), run("competence", 300, 0.85),
             run("competence", 320, 0.86), run("hard_first", None, 0.7), run("hard_first", None, 0.7)]
-    rows = cur.summary(s, runs)
+    rows = study.summary(s, runs)
     assert rows[0]["steps_to_target"] is None and rows[0]["steps_to_target_at_budget"] == 500
     assert rows[1]["steps_to_target"] == 310 and rows[1]["reached_target"] == 2
-    v = cur.verdict(rows)
+    v = study.verdict(rows)
     comp = v["curricula"]["competence"]
     assert comp["steps_ratio"] is None and comp["steps_ratio_at_budget"] == pytest.approx(0.62)
     assert comp["meets_target"] and comp["higher_in_every_seed"] and v["best"] == "competence" and v["met"]
     assert "hard_first" not in v["curricula"]
-    assert "| competence | 310 | 310 | 300-320 | 2/2 |" in cur.table(rows, s)
+    assert "| competence | 310 | 310 | 300-320 | 2/2 |" in study.table(rows, s)

@@ -4,10 +4,12 @@ decoding, benchmark rows, verdict, and the agent console widget, on a tiny rando
 import numpy as np
 import pytest
 
-from workbench import deploy, runtimes
-from workbench.agent import Router
-from workbench.constrain import CallGrammar, constrained_generate
-from workbench.evaluate import generate, student_prompt
+from workbench.agent import deploy, runtimes
+from workbench.agent.constrain import CallGrammar, constrained_generate
+from workbench.agent.router import Router
+from workbench.core.evaluate import generate, student_prompt
+from workbench.core.measure import PeakRSS
+from workbench.studies import deployment
 
 PROMPTS = [student_prompt(q) for q in ("Remind me to call Ana at 5pm", "What is 3 + 4?", "Weather in Oslo?")]
 
@@ -49,7 +51,7 @@ def test_serve_rows_and_table(student):
     row = deploy.serve("tiny, constrained", Router(model, tok, max_new_tokens=16), exs, model_bytes=123)
     assert row["n"] == 3 and row["valid_json"] == 1.0 and row["valid_call"] == 1.0  # the grammar's promise
     assert row["p50_ms"] > 0 and row["requests_per_s"] > 0 and len(row["answers"]) == 3
-    assert "| tiny, constrained | 3 |" in deploy.table([row])
+    assert "| tiny, constrained | 3 |" in deployment.table([row])
 
 
 def test_verdict_reads_the_targets():
@@ -57,7 +59,7 @@ def test_verdict_reads_the_targets():
             {"router": "general (chat), constrained", "accuracy": 0.2, "valid_json": 1.0, "p50_ms": 400.0}]
     checks = [{"runtime": "onnxruntime fp32", "identical": 400, "n": 400},
               {"runtime": "torch.export", "identical": 399, "n": 400}]
-    v = deploy.verdict(rows, checks)
+    v = deployment.verdict(rows, checks)
     assert v["exact_calls_met"] and v["valid_json_met"] and not v["speedup_met"]
     assert v["p50_speedup_vs_pretrained"] == pytest.approx(8.0) and not v["exports_identical"]
 
@@ -70,7 +72,7 @@ def test_decisions_table_shows_refusals_and_escapes(student):
 
 
 def test_peak_rss_sees_an_allocation():
-    with deploy.PeakRSS() as mem:
+    with PeakRSS() as mem:
         block = np.ones(64 * 2**20 // 8)  # 64 MB, touched
         block.sum()
     assert mem.peak_mb > 40

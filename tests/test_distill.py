@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from workbench import distill
-from workbench import train as tr
-from workbench.models import StudentConfig, student
+from workbench.core import train as tr
+from workbench.core.models import StudentConfig, student
+from workbench.core.tokenizer import CharTokenizer
 from workbench.tasks import Example
-from workbench.tokenizer import CharTokenizer
 
 
 def kl(p, q):
@@ -162,7 +162,7 @@ def test_pool_sampler_is_deterministic_and_stays_in_the_pool():
 
 
 def test_labelled_pool_is_fresh_nested_and_fractions_are_prefixes():
-    from workbench.train import held_out_inputs
+    from workbench.core.train import held_out_inputs
 
     pool = distill.labelled_pool("boolean_expressions", 60)
     assert len({e.input for e in pool}) == 60 and not {e.input for e in pool} & held_out_inputs(["boolean_expressions"])
@@ -184,7 +184,7 @@ def test_teacher_examples_carry_the_teachers_text_and_answer(varied_student):
     model, tok = varied_student
     gold = [Example("boolean_expressions", 1, "True is", "True\nSo the answer is True.", "True")]
     made = distill.teacher_examples(model, tok, gold, max_new_tokens=20)
-    from workbench.evaluate import solve
+    from workbench.core.evaluate import solve
 
     assert made[0].rationale == solve(model, tok, "True is", max_new_tokens=20).strip()
     assert made[0].input == gold[0].input and distill.agreement(made, gold) in (0.0, 1.0)
@@ -200,14 +200,14 @@ def runs_of(acc):
     ({("label_only", 1.0): 0.80, ("step_by_step", 0.25): 0.79, ("logit_kd", 1.0): 0.95}, False),  # 100% does not count
 ])
 def test_target_one_compares_distilled_at_a_quarter_with_label_only_at_all(acc, met):
-    from workbench import distill_study as ds
+    from workbench.studies import distillation as ds
 
     v = ds.verdict(runs_of(acc))
     assert v["met"] is met and v["label_only_100"] == 0.80
 
 
 def test_target_two_needs_both_the_size_ratio_and_the_accuracy():
-    from workbench import distill_study as ds
+    from workbench.studies import distillation as ds
 
     rows = [{"model": "T", "params": 2_000_000, "accuracy": 0.90},
             {"model": "small", "params": 100_000, "accuracy": 0.885, "teacher": "T"},  # 20x, 1.5 points
@@ -219,7 +219,7 @@ def test_target_two_needs_both_the_size_ratio_and_the_accuracy():
 
 
 def test_the_curve_table_puts_each_regime_on_one_row():
-    from workbench import distill_study as ds
+    from workbench.studies import distillation as ds
 
     s = ds.Study(pool=100)
     text = ds.table(runs_of({("label_only", 0.05): 0.5, ("label_only", 1.0): 0.8, ("step_by_step", 0.05): 0.6}), s)
@@ -228,7 +228,7 @@ def test_the_curve_table_puts_each_regime_on_one_row():
 
 
 def test_an_unknown_regime_is_refused():
-    from workbench import distill_study as ds
+    from workbench.studies import distillation as ds
 
     with pytest.raises(ValueError, match="unknown regime 'dark'; accepted: label_only, sequence_level"):
         ds.run_one(ds.study("smoke"), "dark", 1.0, [], [])

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from workbench import env
+from workbench.core import env
 
 ROOT = Path(__file__).resolve().parents[1]
 

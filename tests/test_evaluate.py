@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from workbench import evaluate as ev
+from workbench.core import evaluate as ev
 from workbench.tasks import Example, get, splits
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from workbench import explain, faithfulness
+from workbench.studies import interpretability
 from workbench.tasks import Example
 
 QUESTION = "not ( True and False ) is"
@@ -130,7 +131,7 @@ def test_measure_reports_every_method_against_random(student):
     floor = res.rows[-1]
     assert floor["deletion_gain"] == 0 and floor["insertion_gain"] == 0
     assert res.curves["attention"]["deletion"].shape == faithfulness.FRACTIONS.shape
-    assert "| attention |" in faithfulness.table(res)
+    assert "| attention |" in interpretability.table(res)
     with pytest.raises(ValueError, match="unknown attribution method"):
         faithfulness.measure(model, tok, [QUESTION], methods=("lime",))
 

@@ -10,7 +10,9 @@ import torch
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from workbench import export, runtimes  # noqa: E402
+from workbench.agent import export, runtimes  # noqa: E402
+
+pytestmark = pytest.mark.slow  # ONNX and torch.export
 
 PROMPTS = ["(True and not False) or False\n", "Remind me to call mum at 9:15\n", "3 + 4 * 2 =\n"]
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from workbench.grammar import CallGrammar
+from workbench.agent.grammar import CallGrammar
 from workbench.tasks import splits
 from workbench.tasks.tool_call import is_canonical_call as valid_call
 
@@ -109,6 +109,7 @@ def test_allowed_next_and_finish():
             assert valid_call(target[:i] + GRAMMAR.finish(target[:i])), target[:i]
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_grammar_imports_no_torch():
-    code = "import sys, workbench.grammar; assert 'torch' not in sys.modules"
+    code = "import sys, workbench.agent.grammar; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,8 +5,10 @@ import torch
 from transformers import LlamaForCausalLM
 
 from workbench import lora
-from workbench.models import StudentConfig, count_params, student
-from workbench.tokenizer import CharTokenizer
+from workbench.core.measure import count_params
+from workbench.core.models import StudentConfig, student
+from workbench.core.tokenizer import CharTokenizer
+from workbench.studies.quantization import lora_verdict
 
 TASK = "boolean_expressions"
 
@@ -54,6 +56,6 @@ def test_verdict_measures_the_share_of_the_full_gap():
             {"model": "r1", "rank": 1, "trainable_fraction": 0.01, "accuracy": 0.88},
             {"model": "r16", "rank": 16, "trainable_fraction": 0.05, "accuracy": 0.9},
             {"model": "full", "rank": 0, "trainable_fraction": 1.0, "accuracy": 0.9}]
-    v = lora.verdict(rows)
+    v = lora_verdict(rows)
     assert v["lora"][0]["share_of_full_gap"] == pytest.approx(0.95) and v["lora"][0]["meets_target"]
     assert not v["lora"][1]["meets_target"] and v["met"]

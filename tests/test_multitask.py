@@ -8,13 +8,14 @@ import re
 import pytest
 import torch
 
-from workbench import evaluate as ev
 from workbench import multitask as mt
-from workbench import multitask_study as mts
 from workbench import tasks
-from workbench import train as tr
-from workbench.models import StudentConfig, count_params, student
-from workbench.tokenizer import CharTokenizer
+from workbench.core import evaluate as ev
+from workbench.core import train as tr
+from workbench.core.measure import count_params
+from workbench.core.models import StudentConfig, student
+from workbench.core.tokenizer import CharTokenizer
+from workbench.studies import multitask as mts
 
 BOOL, ARITH = "boolean_expressions", "multistep_arithmetic_two"
 PAIR = (BOOL, ARITH)

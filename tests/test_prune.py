@@ -6,9 +6,10 @@ import torch
 from transformers import LlamaForCausalLM
 
 from workbench import prune
-from workbench.bench import forward_latency
-from workbench.models import StudentConfig, count_params, student
-from workbench.tokenizer import CharTokenizer
+from workbench.core import models
+from workbench.core.measure import count_params, forward_latency
+from workbench.core.models import StudentConfig, student
+from workbench.core.tokenizer import CharTokenizer
 
 TASK = "boolean_expressions"
 
@@ -36,12 +37,12 @@ def test_magnitude_reaches_the_sparsity_asked(model, s, scope):
     prune.magnitude(model, s, scope=scope)
     assert prune.sparsity(model) == pytest.approx(s, abs=1e-3)
     if scope == "layer":
-        for lin in prune.linear_layers(model).values():
+        for lin in models.linear_layers(model).values():
             assert float((lin.weight == 0).float().mean()) == pytest.approx(s, abs=1e-3)
 
 
 def test_global_magnitude_prunes_layers_unevenly_and_keeps_the_largest(model):
-    layers = prune.linear_layers(model)
+    layers = models.linear_layers(model)
     biggest = max(float(m.weight.detach().abs().max()) for m in layers.values())
     prune.magnitude(model, 0.5)
     assert max(float(m.weight.detach().abs().max()) for m in layers.values()) == biggest
@@ -53,25 +54,25 @@ def test_wanda_prunes_each_row_to_the_sparsity_asked(model, texts):
     tok = CharTokenizer()
     masks = prune.wanda(model, tok, texts, 0.5)
     assert prune.sparsity(model) == pytest.approx(0.5)
-    for name, lin in prune.linear_layers(model).items():
+    for name, lin in models.linear_layers(model).items():
         assert ((lin.weight == 0).sum(1) == lin.in_features // 2).all(), name
         assert torch.equal(masks[name] == 0, lin.weight == 0)
 
 
 def test_wanda_uses_activations_not_only_magnitudes(model, texts):
     tok = CharTokenizer()
-    other = prune.copy_model(model)
+    other = models.copy_model(model)
     prune.wanda(model, tok, texts, 0.5)
     prune.magnitude(other, 0.5, scope="layer")
     differs = [not torch.equal(a.weight == 0, b.weight == 0)
-               for a, b in zip(prune.linear_layers(model).values(), prune.linear_layers(other).values())]
+               for a, b in zip(models.linear_layers(model).values(), models.linear_layers(other).values())]
     assert any(differs)
 
 
 def test_two_four_keeps_two_of_every_four(model):
     prune.n_m(model, 2, 4)
     assert prune.sparsity(model) == pytest.approx(0.5)
-    for lin in prune.linear_layers(model).values():
+    for lin in models.linear_layers(model).values():
         groups = (lin.weight != 0).view(lin.out_features, -1, 4).sum(-1)
         assert (groups == 2).all()
 
@@ -83,7 +84,7 @@ def test_two_four_keeps_two_of_every_four(model):
     (lambda m: prune.n_m(m, 4, 4), "N:M needs integers 0 < N < M, got 4:4"),
     (lambda m: prune.n_m(m, 3, 2), "N:M needs integers 0 < N < M, got 3:2"),
     (lambda m: prune.magnitude(m, 0.5, names=["model.layers.9.mlp.up_proj"]),
-     r"no prunable layer named 'model.layers.9.mlp.up_proj'; layers look like model.layers.0.self_attn.q_proj"),
+     r"no decoder linear layer named 'model.layers.9.mlp.up_proj'; layers look like model.layers.0.self_attn.q_proj"),
     (lambda m: prune.structured(m, heads=1, scores={}), r"heads must be one of \[0, 2, 3\] .* got 1"),
     (lambda m: prune.structured(m, heads=4, scores={}), r"heads must be one of \[0, 2, 3\]"),
     (lambda m: prune.structured(m, layers=3, scores={}), r"layers must be an integer in \[0, 3\)"),
@@ -137,10 +138,10 @@ def test_pruned_models_save_and_reload_with_the_same_outputs(model, texts, tmp_p
 
 def test_recovery_trains_but_keeps_pruned_weights_at_zero(model):
     masks = prune.magnitude(model, 0.5)
-    zeros = {n: lin.weight == 0 for n, lin in prune.linear_layers(model).items()}
-    kept = {n: lin.weight.detach().clone() for n, lin in prune.linear_layers(model).items()}
+    zeros = {n: lin.weight == 0 for n, lin in models.linear_layers(model).items()}
+    kept = {n: lin.weight.detach().clone() for n, lin in models.linear_layers(model).items()}
     prune.recover(model, CharTokenizer(), TASK, masks, steps=8, batch_size=4, rationale=False)
-    for n, lin in prune.linear_layers(model).items():
+    for n, lin in models.linear_layers(model).items():
         assert (lin.weight[zeros[n]] == 0).all()
         assert not torch.equal(lin.weight, kept[n])
     assert prune.sparsity(model) == pytest.approx(0.5, abs=1e-3)
@@ -176,11 +177,11 @@ def test_importance_scores_every_layer_head_group_and_neuron(model, texts):
 
 def test_lora_recovery_merges_into_a_plain_model_and_keeps_the_masks(model):
     masks = prune.wanda(model, CharTokenizer(), prune.calibration(TASK, n=4), 0.5)
-    before = {n: lin.weight.detach().clone() for n, lin in prune.linear_layers(model).items()}
+    before = {n: lin.weight.detach().clone() for n, lin in models.linear_layers(model).items()}
     out = prune.recover(model, CharTokenizer(), TASK, masks, steps=8, batch_size=4, rationale=False, lora_rank=2)
     fresh = student(StudentConfig(layers=3, width=64, heads=4, max_len=256), CharTokenizer())
     assert type(out) is LlamaForCausalLM and count_params(out) == count_params(fresh)
     assert prune.sparsity(out) == pytest.approx(0.5)
-    assert any(not torch.equal(lin.weight, before[n]) for n, lin in prune.linear_layers(out).items())
+    assert any(not torch.equal(lin.weight, before[n]) for n, lin in models.linear_layers(out).items())
     with pytest.raises(ValueError, match="lora_rank must be a non-negative integer"):
         prune.recover(out, CharTokenizer(), TASK, lora_rank=-1)

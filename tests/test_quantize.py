@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from workbench import lowrank, quantize
-from workbench.models import StudentConfig, bytes_on_disk, student
-from workbench.tokenizer import CharTokenizer
+from workbench.core.artifacts import compression, compressions
+from workbench.core.measure import bytes_on_disk
+from workbench.core.models import StudentConfig, linear_layers, student
+from workbench.core.tokenizer import CharTokenizer
 
 TASK = "boolean_expressions"
 
@@ -45,7 +47,7 @@ def test_weight_only_model_is_close_saves_small_and_reloads_identically(model, b
     assert rel < (0.05 if bits == 8 else 0.3)
     model.save_pretrained(tmp_path / "fp32")
     quantize.save(q, CharTokenizer(), tmp_path / "q")
-    linear_bytes = sum(lin.weight.numel() * 4 for lin in quantize.linear_layers(model).values())
+    linear_bytes = sum(lin.weight.numel() * 4 for lin in linear_layers(model).values())
     saved = bytes_on_disk(tmp_path / "fp32") - bytes_on_disk(tmp_path / "q")
     assert saved > linear_bytes * (0.6 if bits == 8 else 0.75)  # int8 ~1/4 of fp32, int4 ~1/8, plus scales
     again, tok = quantize.load(tmp_path / "q")
@@ -60,6 +62,9 @@ def test_dynamic_int8_is_close_and_reloads_identically(model, tmp_path):
     quantize.save(q, CharTokenizer(), tmp_path / "dyn")
     again, _ = quantize.load(tmp_path / "dyn")
     assert torch.allclose(logits(again), logits(q), atol=1e-6)
+    # the record of what was done travels with the model, not as an ad hoc attribute
+    assert [c.method for c in compressions(again)] == ["dynamic_int8"] and compressions(model) == ()
+    assert compression(again, "dynamic_int8").spec["layers"] == list(linear_layers(model))
 
 
 def test_qat_finetune_returns_a_weight_only_model_that_trained(model):
@@ -98,4 +103,8 @@ def test_factorize_halves_linear_params_and_saves_and_reloads(model, tmp_path):
     again, _ = lowrank.load(tmp_path / "lr")
     assert torch.allclose(logits(again), logits(small), atol=1e-6)
     by_energy = lowrank.factorize(model, energy=0.5)
-    assert by_energy._workbench_lowrank and all(r >= 1 for r in by_energy._workbench_lowrank.values())
+    ranks = compression(by_energy, "lowrank").spec
+    assert ranks and all(r >= 1 for r in ranks.values())
+    assert compression(again, "lowrank").spec == compression(small, "lowrank").spec
+    both = quantize.dynamic_int8(small)  # factorised, then quantized: both records kept, oldest first
+    assert [c.method for c in compressions(both)] == ["lowrank", "dynamic_int8"]

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from workbench import artifacts, recipes
+from workbench.core import artifacts, recipes
 from workbench.tasks import TASKS
 
 
@@ -53,6 +53,7 @@ def test_model_card_says_what_was_trained(tmp_path):
     assert artifacts.recipe_key({"a": 1}) != artifacts.recipe_key({"a": 2})
 
 
+@pytest.mark.slow  # a subprocess
 def test_bench_train_prints_both_rates():
     p = subprocess.run([sys.executable, "-m", "workbench", "bench", "train", "--profile", "smoke", "--steps", "8"],
                        capture_output=True, text=True, timeout=600)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from workbench import report
+from workbench.core import report
 
 
 @pytest.fixture
@@ -36,3 +36,36 @@ def test_smoke_runs_never_touch_the_real_report(reports):
 def test_bad_records_are_refused(reports, key, value, message):
     with pytest.raises(ValueError, match=message):
         report.record(key, value, profile="laptop")
+
+
+def test_record_rows_writes_every_row_with_consistent_keys(reports):
+    rows = [{"model": "wanda 50% + recovery", "accuracy": 0.905, "bytes": 1234, "latency_b16_ms": 3.14159},
+            {"model": "dense", "accuracy": 0.96, "bytes": 2000}]
+    out = report.record_rows("pruning/bool", rows, {"accuracy": "accuracy_pct", "bytes": "bytes",
+                                                   "latency_b16_ms": "latency_b16_ms"}, profile="laptop")
+    assert out == {"pruning/bool/wanda_50pct_+_recovery/accuracy_pct": 90.5,
+                   "pruning/bool/wanda_50pct_+_recovery/bytes": 1234,
+                   "pruning/bool/wanda_50pct_+_recovery/latency_b16_ms": 3.142,
+                   "pruning/bool/dense/accuracy_pct": 96.0, "pruning/bool/dense/bytes": 2000}
+    assert json.loads((reports / "results.json").read_text())["results"] == out
+
+
+def test_record_verdict_keeps_the_flat_answers(reports):
+    out = report.record_verdict("agent", {"exact_calls": 0.97, "exact_calls_met": True, "speedup": None,
+                                          "rows": [1, 2]}, profile="laptop")
+    assert out == {"agent/verdict/exact_calls": 0.97, "agent/verdict/exact_calls_met": "True",
+                   "agent/verdict/speedup": "None"}
+
+
+def test_record_many_checks_every_key_before_writing(reports):
+    with pytest.raises(ValueError, match="must look like"):
+        report.record_many({"a/b": 1, "bad": 2}, profile="laptop")
+    assert not (reports / "results.json").exists()
+
+
+def test_table_fills_each_column_from_the_row():
+    rows = [{"model": "dense", "accuracy": 0.9612, "params": 821376, "identical": 3, "n": 4}]
+    text = report.table(rows, {"variant": "{model}", "params": "{params:,}", "accuracy": "{accuracy:.1%}",
+                               "same": "{identical}/{n}"})
+    assert text.splitlines() == ["| variant | params | accuracy | same |", "|---|---|---|---|",
+                                 "| dense | 821,376 | 96.1% | 3/4 |"]

@@ -1,7 +1,7 @@
 import pytest
 
+from workbench.core.tokenizer import CharTokenizer, load_tokenizer
 from workbench.tasks import TASKS
-from workbench.tokenizer import CharTokenizer, load_tokenizer
 
 
 @pytest.mark.parametrize("name", list(TASKS))

@@ -12,10 +12,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from workbench import train as tr
-from workbench.models import StudentConfig, count_params, load_pretrained, student
+from workbench.core import train as tr
+from workbench.core.measure import count_params
+from workbench.core.models import StudentConfig, load_pretrained, student
+from workbench.core.tokenizer import CharTokenizer
 from workbench.tasks import splits
-from workbench.tokenizer import CharTokenizer
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor():
@@ -95,6 +96,7 @@ def _env():
     return dict(os.environ, OMP_NUM_THREADS="1", WORKBENCH_PROFILE="smoke")
 
 
+@pytest.mark.slow  # subprocesses
 def test_killed_run_resumes_to_the_same_model(tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
     p = subprocess.run(_train_cmd(full), capture_output=True, text=True, env=_env(), timeout=600)
@@ -134,6 +136,7 @@ def _files(folder: Path) -> dict:
     return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # subprocesses
 def test_bad_train_input_leaves_artifacts_alone(tmp_path):
     out = tmp_path / "run"
     p = subprocess.run(_train_cmd(out, steps=16), capture_output=True, text=True, env=_env(), timeout=600)
@@ -167,6 +170,7 @@ def test_bad_train_input_leaves_artifacts_alone(tmp_path):
     assert _files(out) == before
 
 
+@pytest.mark.slow  # two processes
 def test_two_processes_train_data_parallel(tmp_path):
     out = tmp_path / "ddp"
     launcher = Path(sys.executable).parent / "accelerate"

@@ -81,7 +81,7 @@ def test_the_trimmed_teacher_computes_the_same_logits_on_the_kept_tokens(bpe):
 
 
 def test_logit_kd_over_a_trimmed_vocabulary_trains_a_student_on_the_teachers_tokenizer(bpe):
-    from workbench.models import StudentConfig, student
+    from workbench.core.models import StudentConfig, student
 
     teacher, tok = bpe
     vocab = TrimmedVocab.from_texts(tok, TEXTS)

@@ -13,47 +13,14 @@ from dataclasses import replace
 import torch
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """fp32 GFLOP/s of an n x n x n matmul on the current device (best of ``repeats``)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
-
-
-@torch.no_grad()
-def forward_latency(model, batch: int, length: int = 128, repeats: int = 9, warmup: int = 3) -> float:
-    """Median milliseconds of one forward pass over ``batch`` x ``length`` tokens, after ``warmup`` passes
-    (the first passes pay for thread start-up and memory allocation, and would flatter what comes next)."""
-    import statistics
-
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randint(4, model.config.vocab_size, (batch, length), generator=gen).to(device)
-    for _ in range(warmup):
-        model(input_ids=x)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        model(input_ids=x)
-        times.append(time.perf_counter() - t0)
-    model.train(was)
-    return 1000 * statistics.median(times)
-
-
 def train_throughput(task: str = "boolean_expressions", profile: str | None = None, steps: int = 120) -> dict:
     """Tokens per second and model GFLOP/s of the profile's recipe for ``task``, over ``steps`` steps."""
-    from . import env
-    from . import train as tr
-    from .models import count_params, student
-    from .recipes import recipe
-    from .tokenizer import CharTokenizer
+    from workbench.core import env
+    from workbench.core import train as tr
+    from workbench.core.measure import count_params
+    from workbench.core.models import student
+    from workbench.core.recipes import recipe
+    from workbench.core.tokenizer import CharTokenizer
 
     model_cfg, train_cfg = recipe(task, profile)
     bucket = train_cfg.bucket
@@ -81,7 +48,8 @@ def train_throughput(task: str = "boolean_expressions", profile: str | None = No
 
 
 def bench_train(task: str = "boolean_expressions", profile: str | None = None, steps: int = 120) -> dict:
-    from .env import machine
+    from workbench.core.env import machine
+    from workbench.core.measure import matmul_gflops
 
     peak = matmul_gflops()
     out = train_throughput(task, profile, steps)
@@ -95,10 +63,10 @@ def bench_explain(task: str = "boolean_expressions", profile: str | None = None,
     ``context``-token context (prompt + rationale so far): median seconds over ``repeats`` after a warm-up."""
     import statistics
 
-    from . import explain, tasks
-    from .env import machine
-    from .recipes import specialist
-    from .tasks import splits
+    from workbench import explain, tasks
+    from workbench.core.env import machine
+    from workbench.core.recipes import specialist
+    from workbench.tasks import splits
 
     model, tok, card = specialist(task, profile, progress=False)
     task_ = tasks.get(task)
@@ -124,22 +92,23 @@ def bench_agent(profile: str | None = None, out: str = "artifacts/tool_call_expo
     model, on the profile's requests; the exported models checked against PyTorch on the whole test split.
     ``model``: a folder with another tool_call student (``python -m workbench train --out``) instead of
     the profile's cached specialist."""
-    from . import deploy
-    from .env import machine, profile_name
-    from .models import load_pretrained
-    from .recipes import specialist
+    from workbench.agent import deploy
+    from workbench.core.env import machine, profile_name
+    from workbench.core.models import load_pretrained
+    from workbench.core.recipes import specialist
+    from workbench.studies import deployment
 
     prof = profile_name(profile)
-    st = deploy.study(prof)
+    st = deployment.study(prof)
     if model is not None:
         model, tok = load_pretrained(model)
     else:
         model, tok, _ = specialist("tool_call", prof, progress=False)
     folder = deploy.export_all(model, tok, out)
-    rows = deploy.benchmark(model, tok, st, folder=folder)
+    rows = deployment.benchmark(model, tok, st, folder=folder)
     checks = deploy.export_check(model, tok, folder)
     for r in rows:
         r.pop("answers")
     return {"profile": prof, "machine": machine(), "rows": rows, "checks": checks,
-            "verdict": deploy.verdict(rows, checks), "table": deploy.table(rows),
-            "export_table": deploy.export_table(checks)}
+            "verdict": deployment.verdict(rows, checks), "table": deployment.table(rows),
+            "export_table": deployment.export_table(checks)}

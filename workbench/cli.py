@@ -42,10 +42,11 @@ _positive, _non_negative = _int_at_least(1), _int_at_least(0)
 
 
 def cmd_eval(args) -> int:
-    from . import env, tasks
-    from .evaluate import EvalConfig, evaluate, read_jsonl
-    from .models import PRETRAINED, load_pretrained, resolve
-    from .tasks import splits
+    from workbench import tasks
+    from workbench.core import env
+    from workbench.core.evaluate import EvalConfig, evaluate, read_jsonl
+    from workbench.core.models import PRETRAINED, load_pretrained, resolve
+    from workbench.tasks import splits
 
     try:
         task = tasks.get(args.task)
@@ -69,7 +70,7 @@ def cmd_eval(args) -> int:
         raise UsageError(f"model {args.model!r} has no chat template; drop --chat")
     rationale = args.rationale
     if rationale is None:  # a student's card says how it was trained
-        from .artifacts import is_model_folder, read_card
+        from workbench.core.artifacts import is_model_folder, read_card
 
         rationale = bool(is_model_folder(where) and read_card(where)["train"].get("rationale"))
     cfg = EvalConfig(shots=shots, chat=chat, rationale=rationale, batch_size=args.batch_size)
@@ -85,8 +86,9 @@ def cmd_eval(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from . import env, tasks
-    from .recipes import train_specialist
+    from workbench import tasks
+    from workbench.core import env
+    from workbench.core.recipes import train_specialist
 
     names = [t for t in args.task.split(",") if t]
     try:
@@ -112,16 +114,16 @@ def cmd_train(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from . import tasks
-    from .bench import bench_agent, bench_explain, bench_train
+    from workbench import tasks
+    from workbench.bench import bench_agent, bench_explain, bench_train
 
     try:
         tasks.get(args.task)
-        from .env import profile_name
+        from workbench.core.env import profile_name
 
         profile_name(args.profile)
         if args.what == "agent" and args.model:
-            from .models import resolve
+            from workbench.core.models import resolve
 
             resolve(args.model)
     except ValueError as err:
@@ -149,14 +151,14 @@ def cmd_bench(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from .tasks import splits
+    from workbench.tasks import splits
 
     print(json.dumps(splits.write_all()))
     return 0
 
 
 def cmd_report(args) -> int:
-    from . import report
+    from workbench.core import report
 
     print(report.write_markdown(args.profile))
     return 0

@@ -32,8 +32,8 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from . import tasks as task_suite
-from .tasks import Example, extract_answer
+from workbench import tasks as task_suite
+from workbench.tasks import Example, extract_answer
 
 LOSSES = ("forward_kl", "reverse_kl", "jsd")
 LABEL_PREFIX, RATIONALE_PREFIX = "[label] ", "[rationale] "
@@ -253,7 +253,7 @@ class PoolSampler:
 def labelled_pool(task_name: str, n: int, seed: int = 0, levels=None) -> list[Example]:
     """``n`` fresh generator examples (levels up to the BBH level, uniformly), none of them a validation
     or test input; the first k of the list are the "k labelled examples" of a data-efficiency curve."""
-    from .train import TaskSampler
+    from workbench.core.train import TaskSampler
 
     sampler = TaskSampler((task_name,), levels, seed=10_000 + seed)  # not the stream a specialist trains on
     out, seen, step, stale = [], set(), 0, 0
@@ -290,7 +290,7 @@ def teacher_examples(teacher, tokenizer, examples: list[Example], batch_size: in
     The teacher answers in the student format (it was trained or fine-tuned on it). An answer the teacher
     never reached (no "So the answer is") becomes an empty target: the example still teaches its steps.
     """
-    from .evaluate import generate, student_prompt
+    from workbench.core.evaluate import generate, student_prompt
 
     if not examples:
         return []

@@ -77,7 +77,7 @@ class Generation:
     @property
     def answer_step(self) -> int:
         """The step that writes the first character of the final answer (after "So the answer is ")."""
-        from .tasks.base import ANSWER_PREFIX
+        from workbench.tasks.base import ANSWER_PREFIX
 
         at = self.text.rfind(ANSWER_PREFIX)
         offset = at + len(ANSWER_PREFIX) if at >= 0 else len(self.text) - len(self.text.lstrip())
@@ -106,7 +106,7 @@ class StepAttribution:
 
 def prompt_ids(tokenizer, text: str, chat: bool = False) -> list[int]:
     """The ids a model sees for ``text``: a student's prompt, or the chat template for an instruct model."""
-    from .evaluate import chat_prompt, student_prompt
+    from workbench.core.evaluate import chat_prompt, student_prompt
 
     if not text or not text.strip():
         raise ValueError("the prompt is empty: type a question for the model to answer")
@@ -173,7 +173,7 @@ class _FixedIds:
         return getattr(self._tokenizer, name)
 
 
-def _next_token(model, ids: torch.Tensor) -> torch.Tensor:
+def next_token_logprobs(model, ids: torch.Tensor) -> torch.Tensor:
     """Log-probabilities of the next token after each row of ``ids``: [batch, vocab]."""
     logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).logits[:, -1]
     return torch.log_softmax(logits.float(), dim=-1)
@@ -183,7 +183,7 @@ def _integrated_gradients(model, ctx: torch.Tensor, target: int, base: int, n_st
     from captum.attr import LayerIntegratedGradients
 
     def f(ids):  # [batch, context] -> log p(target) [batch]
-        return _next_token(model, ids)[:, target]
+        return next_token_logprobs(model, ids)[:, target]
 
     lig = LayerIntegratedGradients(f, model.get_input_embeddings())
     attr, delta = lig.attribute(ctx, baselines=torch.full_like(ctx, base), n_steps=n_steps,
@@ -209,7 +209,7 @@ def _perturbation(model, ctx: torch.Tensor, target: int, base: int, method: str,
 
     def f(ids):  # [batch, context] -> log p(target) [batch]
         with torch.inference_mode():
-            return _next_token(model, ids)[:, target]
+            return next_token_logprobs(model, ids)[:, target]
 
     algo = FeatureAblation(f) if method == "feature_ablation" else ShapleyValueSampling(f)
     kwargs = {"n_samples": n_samples} if method == "shapley" else {}
@@ -265,7 +265,7 @@ def attribute(model, tokenizer, gen: Generation, step: int, method: str = "integ
     target, base = gen.target(step), baseline_id(tokenizer)
     t0 = time.perf_counter()
     with torch.inference_mode():
-        logp = _next_token(model, ctx)[0]
+        logp = next_token_logprobs(model, ctx)[0]
     top = torch.topk(logp, min(top_k, logp.numel()))
     alternatives = [(tokenizer.decode([int(i)]), float(p.exp())) for p, i in zip(top.values, top.indices)]
     delta = None

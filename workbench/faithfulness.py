@@ -1,7 +1,7 @@
 """How faithful is an attribution? Remove what it calls important and see whether the model notices.
 
     res = faithfulness.measure(model, tok, questions, methods=("integrated_gradients", "attention"))
-    faithfulness.table(res)          # per method, and random order as the floor
+    studies.interpretability.table(res)      # per method, and random order as the floor
     faithfulness.rationale_dependence(model, tok, questions)   # does the answer follow the rationale?
 
 For the token that starts the final answer, context tokens are replaced by padding in the order a
@@ -28,42 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import explain
+from workbench import explain
 
 FRACTIONS = np.linspace(0.0, 1.0, 11)  # shares of the context removed / restored along a curve
 BINS = (0.01, 0.05, 0.1, 0.2, 0.5)  # top-k shares for comprehensiveness and sufficiency (ERASER's)
-
-
-@dataclass
-class Study:
-    """What notebook 07 measures, per profile (``study()``)."""
-
-    task: str = "boolean_expressions"  # the specialist to inspect
-    n: int = 12  # BBH-level questions for the faithfulness table and the rationale test
-    n_steps: int = 200  # Integrated Gradients steps for the table (50 leave a large completeness gap here)
-    explorer_steps: int = 50  # ... and in the explorers, which should answer within a second or two
-    n_samples: int = 3  # Shapley value sampling permutations
-    n_random: int = 5  # random orders per question: the floor every method is compared with
-    max_new_tokens: int = 400  # the specialist's rationale budget (its longest BBH-level rationale fits)
-    pretrained: str = "smollm2-135m-instruct"  # the real pretrained model inspected the same way
-    pretrained_n: int = 4  # its questions (answer-only, through the chat template)
-    # Shapley sampling left out: one forward of a 135M model costs a few hundred of the specialist's
-    pretrained_methods: tuple[str, ...] = ("integrated_gradients", "feature_ablation", "attention")
-    pretrained_steps: int = 50
-    pretrained_random: int = 2
-
-
-def study(profile: str | None = None) -> Study:
-    from .env import profile_name
-
-    prof = profile_name(profile)
-    if prof == "smoke":
-        return Study(n=2, n_steps=8, explorer_steps=8, n_samples=1, n_random=2, max_new_tokens=48, pretrained_n=1,
-                     pretrained_methods=("attention",), pretrained_steps=8, pretrained_random=1)
-    if prof == "gpu":
-        return Study(n=100, n_samples=10, n_random=10, pretrained_n=50, pretrained_steps=200, pretrained_random=5,
-                     pretrained_methods=tuple(explain.METHODS))
-    return Study()
 
 
 @torch.inference_mode()
@@ -73,7 +41,7 @@ def _probs(model, variants: list[list[int]], target: int, batch: int = 32) -> np
     out = []
     for i in range(0, len(variants), batch):
         ids = torch.tensor(variants[i:i + batch], device=device)
-        out.append(explain._next_token(model, ids)[:, target].exp().cpu())
+        out.append(explain.next_token_logprobs(model, ids)[:, target].exp().cpu())
     return torch.cat(out).double().numpy()
 
 
@@ -167,20 +135,6 @@ def measure(model, tokenizer, questions: list[str], methods=tuple(explain.METHOD
                         shares={m: float(np.mean(v)) for m, v in shares.items() if v})
 
 
-def table(res: Faithfulness) -> str:
-    head = ("| method | deletion AUC ↓ | insertion AUC ↑ | comprehensiveness ↑ | sufficiency ↓ | "
-            "better than random (del / ins / comp) | on rationale | s / attribution |\n"
-            "|---|---|---|---|---|---|---|---|")
-    lines = [head]
-    for r in res.rows:
-        share = res.shares.get(r["method"])
-        lines.append(f"| {r['method']} | {r['deletion_auc']:.3f} | {r['insertion_auc']:.3f} | "
-                     f"{r['comprehensiveness']:.3f} | {r['sufficiency']:.3f} | "
-                     f"{r['deletion_gain']:+.3f} / {r['insertion_gain']:+.3f} / {r['comprehensiveness_gain']:+.3f} | "
-                     f"{'' if share is None else f'{share:.0%}'} | {r['seconds']:.2f} |")
-    return "\n".join(lines)
-
-
 # does the answer follow the rationale? ----------------------------------------------------------
 FLIP = {"True": "False", "False": "True"}
 
@@ -196,7 +150,7 @@ def perturb_step(rationale: str, which: str) -> tuple[str, str | None]:
     "( True ) = False ; False"), so the answer it implies flips. ``which="first"``: only the first
     step's value flipped; the rest is for the model to write (implied answer: None, unknown).
     """
-    from .tasks.base import ANSWER_PREFIX
+    from workbench.tasks.base import ANSWER_PREFIX
 
     lines = rationale.split("\n")
     steps = [ln for ln in lines if " = " in ln and not ln.startswith(ANSWER_PREFIX)]
@@ -223,8 +177,8 @@ def rationale_dependence(model, tokenizer, questions: list[str], max_new_tokens:
     flipped, the model writes the rest: share of final answers that change. Questions whose rationale
     has no step to corrupt are counted in ``skipped``.
     """
-    from .evaluate import generate, student_prompt
-    from .tasks import extract_answer
+    from workbench.core.evaluate import generate, student_prompt
+    from workbench.tasks import extract_answer
 
     follows, changed, n, skipped = 0, 0, 0, 0
     for q in questions:
@@ -243,38 +197,3 @@ def rationale_dependence(model, tokenizer, questions: list[str], max_new_tokens:
         n += 1
     return {"n": n, "skipped": skipped, "follows_last": follows / n if n else 0.0,
             "changed_first": changed / n if n else 0.0}
-
-
-def findings(res: Faithfulness, dependence: dict | None = None, pretrained: Faithfulness | None = None) -> dict:
-    """Sentences and figures to record, computed from ``measure`` and ``rationale_dependence`` results."""
-    rows = [r for r in res.rows if r["method"] != "random"]
-    lines, record = [], {}
-    for r in rows:
-        m = r["method"]
-        better = r["deletion_gain"] > 0 and r["insertion_gain"] > 0 and r["comprehensiveness_gain"] > 0
-        lines.append(f"{m}: {'better than random on all three' if better else 'NOT better than random on all'} "
-                     f"(deletion {r['deletion_gain']:+.3f}, insertion {r['insertion_gain']:+.3f}, "
-                     f"comprehensiveness {r['comprehensiveness_gain']:+.3f}); "
-                     f"{res.shares.get(m, 0):.0%} of its attribution on the rationale; {r['seconds']:.2f} s each")
-        for key in ("deletion_gain", "insertion_gain", "comprehensiveness_gain", "sufficiency", "seconds"):
-            record[f"{m}/{key}"] = round(r[key], 3)
-        record[f"{m}/rationale_share_pct"] = round(100 * res.shares.get(m, 0), 1)
-    if rows:
-        best = max(rows, key=lambda r: r["deletion_gain"])
-        lines.append(f"Most faithful by deletion: {best['method']}.")
-        record["most_faithful_by_deletion"] = best["method"]
-    if dependence:
-        lines.append(f"Last rationale step flipped: the answer followed it in {dependence['follows_last']:.0%} of "
-                     f"{dependence['n']} questions. First step flipped: the final answer changed in "
-                     f"{dependence['changed_first']:.0%}.")
-        record["follows_last_step_pct"] = round(100 * dependence["follows_last"], 1)
-        record["changed_after_first_step_pct"] = round(100 * dependence["changed_first"], 1)
-    if pretrained is not None:
-        prow = [r for r in pretrained.rows if r["method"] != "random"]
-        if prow:
-            pbest = max(prow, key=lambda r: r["deletion_gain"])
-            lines.append(f"Pretrained model: most faithful by deletion {pbest['method']} "
-                         f"({pbest['deletion_gain']:+.3f} over random).")
-            for r in prow:
-                record[f"pretrained/{r['method']}/deletion_gain"] = round(r["deletion_gain"], 3)
-    return {"lines": lines, "record": record}

@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from .prune import linear_layers
+from workbench.core.models import linear_layers
 
 
 def targets(model) -> list[str]:
@@ -51,17 +51,16 @@ def finetune(model, tokenizer, task_name: str, rank: int = 8, steps: int = 40, b
     bytes that training state takes (fp32 gradients plus AdamW's two moments for every trainable
     parameter), which is what LoRA saves; on a GPU also the peak memory allocated.
     """
-    from .train import finetune_config, train
+    from workbench.core.train import finetune as short_run
 
     if rank:
         model = wrap(model, rank)
     n_train, n_all = trainable(model)
     lr = lr or (5e-4 if rank else 2e-5)  # adapters start at zero: LoRA takes a larger step
-    cfg = finetune_config(task_name, steps, lr, batch_size, rationale, seed)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    res = train(model, tokenizer, cfg, progress=False, validate_at_end=False)
+    res = short_run(model, tokenizer, task_name, steps, lr, batch_size, rationale, seed)
     seconds = time.perf_counter() - t0
     out = {"model": model, "rank": rank, "trainable": n_train, "params": n_all,
            "trainable_fraction": n_train / n_all, "seconds_per_step": seconds / steps,
@@ -76,70 +75,3 @@ def merge(model):
     if not hasattr(model, "merge_and_unload"):
         raise ValueError("this model has no LoRA adapters to merge (wrap it with workbench.lora.wrap first)")
     return model.merge_and_unload().eval()
-
-
-def compare(name: str, task_name: str, ranks=(1, 4, 16), steps: int = 40, batch_size: int = 8, n: int = 30,
-            full: bool = True, callback=None) -> list[dict]:
-    """A real pretrained model fine-tuned answer-only on ``task_name``: before, LoRA at each rank
-    (merged, and checked against the adapter model), and full fine-tuning, scored on ``n`` BBH-level
-    test questions in the student format (question, newline, answer)."""
-    from .evaluate import EvalConfig, evaluate
-    from .models import load_pretrained
-    from .tasks import get, splits
-
-    examples = splits.load(task_name, "test", level=get(task_name).bbh_level, n=n)
-    cfg = EvalConfig(rationale=False, batch_size=8)
-    rows = []
-
-    def score(model, label, **info):
-        rows.append({"model": label, "accuracy": evaluate(model, tok, task_name, examples, cfg).accuracy, **info})
-        if callback:
-            callback(rows[-1])
-
-    base, tok = load_pretrained(name)
-    probe = tok([examples[0].input + "\n"], return_tensors="pt").input_ids
-    score(base, f"{name} before fine-tuning", rank=None, trainable=0, trainable_fraction=0.0)
-    for rank in list(ranks) + ([0] if full else []):
-        model, tok = load_pretrained(name)
-        run = finetune(model, tok, task_name, rank=rank, steps=steps, batch_size=batch_size)
-        info = {k: run[k] for k in ("rank", "trainable", "trainable_fraction", "seconds_per_step",
-                                    "train_state_bytes")}
-        if rank:
-            with torch.no_grad():
-                before = run["model"](input_ids=probe).logits
-                merged = merge(run["model"])
-                info["merged_max_abs_diff"] = float((merged(input_ids=probe).logits - before).abs().max())
-            score(merged, f"LoRA r={rank} (merged)", **info)
-        else:
-            score(run["model"].eval(), "full fine-tune", **info)
-    return rows
-
-
-def verdict(rows: list[dict]) -> dict:
-    """The issue's LoRA target: under 2% trainable and at least 90% of the gap full fine-tuning closes."""
-    before = rows[0]["accuracy"]
-    full = next((r for r in rows if r.get("rank") == 0), None)
-    gap = (full["accuracy"] - before) if full else None
-    out = {"before": before, "full": full and full["accuracy"], "full_gap_points": None if gap is None else 100 * gap,
-           "lora": []}
-    for r in rows:
-        if r.get("rank"):
-            closed = (r["accuracy"] - before) / gap if gap else None
-            meets = r["trainable_fraction"] < 0.02 and closed is not None and closed >= 0.9
-            out["lora"].append({"rank": r["rank"], "trainable_fraction": r["trainable_fraction"],
-                                "share_of_full_gap": closed, "meets_target": meets})
-    out["met"] = any(x["meets_target"] for x in out["lora"])
-    return out
-
-
-def table(rows: list[dict]) -> str:
-    """``compare``'s rows as a markdown table."""
-    lines = ["| model | trainable | trainable % | s / step | training state, MB | merged vs adapters, max abs diff "
-             "| accuracy |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        step = f"{r['seconds_per_step']:.2f}" if "seconds_per_step" in r else "-"
-        state = f"{r['train_state_bytes'] / 1e6:.1f}" if "train_state_bytes" in r else "-"
-        diff = f"{r['merged_max_abs_diff']:.1e}" if "merged_max_abs_diff" in r else "-"
-        lines.append(f"| {r['model']} | {r['trainable']:,} | {100 * r['trainable_fraction']:.2f} | {step} | {state} "
-                     f"| {diff} | {r['accuracy']:.1%} |")
-    return "\n".join(lines)

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .prune import linear_layers
+from workbench.core.artifacts import compression, mark_compressed
+from workbench.core.models import linear_layers
 
 SPEC = "lowrank.json"
 
@@ -84,8 +85,7 @@ def factorize(model, energy: float | None = 0.9, rank: int | None = None, names=
         parent, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent), child, new.to(lin.weight.device, lin.weight.dtype))
         chosen[name] = r
-    model._workbench_lowrank = chosen
-    return model
+    return mark_compressed(model, "lowrank", chosen)
 
 
 def linear_params(model) -> int:
@@ -106,13 +106,13 @@ def save(model, tokenizer, out: str | Path) -> Path:
     out = Path(out)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    (out / SPEC).write_text(json.dumps(getattr(model, "_workbench_lowrank", {}), indent=1))
+    (out / SPEC).write_text(json.dumps(getattr(compression(model, "lowrank"), "spec", {}), indent=1))
     return out
 
 
 def load(path: str | Path):
     """(model, tokenizer) from ``save``'s folder: the architecture rebuilt, then safetensors weights."""
-    from .artifacts import rebuild
+    from workbench.core.artifacts import rebuild
 
     model, tok, ranks, weights = rebuild(path, SPEC, "factorised")
     for name, r in ranks.items():
@@ -125,5 +125,4 @@ def load(path: str | Path):
         raise ValueError(f"{path}: weights do not match the factorised model (missing {missing}, "
                          f"unexpected {unexpected})")
     model.tie_weights()
-    model._workbench_lowrank = ranks
-    return model.eval(), tok
+    return mark_compressed(model, "lowrank", ranks).eval(), tok

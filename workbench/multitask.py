@@ -33,9 +33,9 @@ from dataclasses import replace
 
 import torch
 
-from . import tasks as task_suite
-from .tasks import Example, splits
-from .train import TaskSampler, TrainConfig
+from workbench import tasks as task_suite
+from workbench.core.train import TaskSampler, TrainConfig
+from workbench.tasks import Example, splits
 
 SCHEMES = ("proportional", "uniform", "temperature", "loss_balanced")
 
@@ -63,7 +63,7 @@ def tagged(ex: Example) -> Example:
 # mixing weights --------------------------------------------------------------------------------
 def default_sizes(task_names=task_suite.NAMES) -> dict[str, float]:
     """Each task's data size: the training examples its laptop specialist recipe sees (steps x batch)."""
-    from .recipes import LAPTOP
+    from workbench.core.recipes import LAPTOP
 
     return {n: float(LAPTOP[n][1].steps * LAPTOP[n][1].batch_size) for n in task_names}
 
@@ -126,7 +126,7 @@ def _spread(task_name: str, split: str, levels, n: int) -> list[Example]:
 @torch.no_grad()
 def probe_loss(model, tokenizer, task_name: str, levels=None, rationale: bool = True, n: int = 8) -> float:
     """Mean per-token loss on a fixed probe batch of ``task_name``: ``n`` tagged validation examples."""
-    from .train import encode
+    from workbench.core.train import encode
 
     levels = levels or TaskSampler._levels(task_name, None)
     was_training = model.training
@@ -196,7 +196,7 @@ class MultiTaskSampler(TaskSampler):
 # scoring ---------------------------------------------------------------------------------------
 def validate(model, tokenizer, cfg: TrainConfig) -> dict:
     """``train.validate`` on tagged prompts, with the same keys: ``train(..., validate_fn=validate)``."""
-    from .evaluate import EvalConfig, evaluate
+    from workbench.core.evaluate import EvalConfig, evaluate
 
     logs = {}
     for name in cfg.tasks:
@@ -215,7 +215,7 @@ def evaluate_tasks(model, tokenizer, task_names, n: int, level: int | None = Non
     """Accuracy per task on its first ``n`` test examples at the BBH level (or ``level``), inputs tagged
     (``tags=False`` for a single-task specialist). With ``adapters``, each request runs under the adapter
     its tag routes to."""
-    from .evaluate import EvalConfig, evaluate
+    from workbench.core.evaluate import EvalConfig, evaluate
 
     if adapters is not None and not tags:
         raise ValueError("adapters are chosen by each request's task tag; keep tags=True")
@@ -245,8 +245,8 @@ class TaskAdapters:
     def __init__(self, body, task_names=task_suite.NAMES, rank: int = 4, alpha: float | None = None):
         from peft import LoraConfig, get_peft_model
 
-        from .lora import targets
-        from .models import count_params, param_bytes
+        from workbench.core.measure import count_params, param_bytes
+        from workbench.lora import targets
 
         if not (isinstance(rank, int) and rank >= 1):
             raise ValueError(f"LoRA rank must be a positive integer, got {rank!r}")
@@ -274,7 +274,7 @@ class TaskAdapters:
 
     def train(self, tokenizer, task_name: str, cfg: TrainConfig, progress: bool = False):
         """Train ``task_name``'s adapter on tagged examples of its task, on the one training loop."""
-        from .train import train
+        from workbench.core.train import train
 
         cfg = replace(cfg, tasks=(task_name,))
         sampler = MultiTaskSampler(cfg.tasks, levels=cfg.levels, seed=cfg.seed, rationale=cfg.rationale)

@@ -24,29 +24,15 @@ Only the decoder's Linear layers are pruned; embeddings and the output head are 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from . import tasks as task_suite
-from .models import count_params
+from workbench import tasks as task_suite
+from workbench.core.models import linear_layers
 
 
 # what can be pruned ---------------------------------------------------------------------------
-def linear_layers(model, names=None) -> dict[str, nn.Linear]:
-    """The decoder's Linear layers by name (``model.layers.0.mlp.up_proj``, ...), or the ``names`` given."""
-    found = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear) and ".layers." in f".{n}"}
-    if names is None:
-        return found
-    missing = [n for n in names if n not in found]
-    if missing:
-        sample = ", ".join(list(found)[:3])
-        raise ValueError(f"no prunable layer named {missing[0]!r}; layers look like {sample}, ... "
-                         f"({len(found)} in all, see workbench.prune.linear_layers(model))")
-    return {n: found[n] for n in names}
-
-
 def check_sparsity(sparsity: float) -> float:
     if not isinstance(sparsity, (int, float)) or not 0 <= sparsity < 1:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity!r}")
@@ -102,8 +88,8 @@ def magnitude(model, sparsity: float, scope: str = "global", names=None) -> dict
 
 def calibration(task_name: str, n: int = 64, rationale: bool = True) -> list[str]:
     """``n`` training texts of the task (question and completion), for Wanda and structured scores."""
-    from .evaluate import student_completion, student_prompt
-    from .tasks import splits
+    from workbench.core.evaluate import student_completion, student_prompt
+    from workbench.tasks import splits
 
     task_suite.get(task_name)
     return [student_prompt(e.input) + student_completion(e, rationale) for e in splits.load(task_name, "train", n=n)]
@@ -184,23 +170,22 @@ def recover(model, tokenizer, task_name: str, masks: dict | None = None, steps: 
     zero. LoRA (peft, ``lora_rank=r`` on every linear layer): only the adapters train, then they are
     merged; a merged update is dense, so the masks are applied again after merging.
     """
-    from .train import finetune_config, train
+    from workbench.core.train import finetune
 
     if not (isinstance(lora_rank, int) and lora_rank >= 0):
         raise ValueError(f"lora_rank must be a non-negative integer (0: full fine-tune), got {lora_rank!r}")
-    cfg = finetune_config(task_name, steps, lr, batch_size, rationale, seed)
     if lora_rank:
-        from .lora import wrap
+        from workbench.lora import wrap
 
         peft_model = wrap(model, lora_rank)
-        train(peft_model, tokenizer, cfg, progress=False, validate_at_end=False)
+        finetune(peft_model, tokenizer, task_name, steps, lr, batch_size, rationale, seed)
         model = peft_model.merge_and_unload()
         if masks:
             _apply(linear_layers(model, list(masks)), masks)
         return model.eval()
     handles = keep_masks(model, masks) if masks else []
     try:
-        train(model, tokenizer, cfg, progress=False, validate_at_end=False)
+        finetune(model, tokenizer, task_name, steps, lr, batch_size, rationale, seed)
     finally:
         for h in handles:
             h.remove()
@@ -318,44 +303,12 @@ def structured(model, tokenizer=None, texts=None, heads: int = 0, neurons: float
 # accounting -----------------------------------------------------------------------------------
 def account(model, tokenizer, task_name: str, examples, label: str, eval_cfg=None,
             dense_params: int | None = None, latency_length: int = 128) -> dict:
-    """Sparsity, parameters, bytes on disk after saving, forward latency at batch 1 and 16, and accuracy."""
-    import tempfile
+    """``evaluate.account``'s row (parameters, bytes, latency, accuracy) with sparsity and the share removed."""
+    from workbench.core.evaluate import account
 
-    from .bench import forward_latency
-    from .evaluate import EvalConfig, evaluate
-    from .models import bytes_on_disk
-
-    with tempfile.TemporaryDirectory() as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        size = bytes_on_disk(tmp)
-    res = evaluate(model, tokenizer, task_name, examples, eval_cfg or EvalConfig(rationale=True, batch_size=64))
-    params = count_params(model)
-    return {"model": label, "sparsity": sparsity(model), "params": params,
-            "params_removed": (1 - params / dense_params) if dense_params else 0.0, "bytes": size,
-            "latency_b1_ms": forward_latency(model, 1, latency_length, repeats=15),
-            "latency_b16_ms": forward_latency(model, 16, latency_length, repeats=5, warmup=1),
-            "accuracy": res.accuracy, "gen_ms_per_example": res.latency_ms}
-
-
-@dataclass
-class Study:
-    task: str = "boolean_expressions"  # the specialist to prune
-    methods: tuple[str, ...] = ("magnitude", "wanda")  # unstructured methods swept over sparsities
-    sparsities: tuple[float, ...] = (0.3, 0.5, 0.7)
-    recovery_steps: int = 100  # the short fine-tune after pruning (0: none)
-    lora_rank: int = 8  # the first structured variant is also recovered with LoRA at this rank (0: not)
-    structured: tuple[tuple[int, float, int], ...] = ((0, 0.5, 0), (2, 0.5, 0), (2, 0.5, 1))  # (heads, neurons, layers)
-    eval_n: int = 100  # BBH-level test questions each variant is scored on
-    calib_n: int = 64  # calibration texts for Wanda and structured scores
-
-
-def study(profile: str | None = None) -> Study:
-    from .env import profile_name
-
-    prof = profile_name(profile)
-    if prof == "smoke":
-        return Study(sparsities=(0.5,), recovery_steps=4, structured=((2, 0.5, 1),), eval_n=4, calib_n=8)
-    return Study()
+    row = account(model, tokenizer, task_name, examples, label, eval_cfg=eval_cfg, latency_length=latency_length)
+    removed = (1 - row["params"] / dense_params) if dense_params else 0.0
+    return {"model": label, "sparsity": sparsity(model), **row, "params_removed": removed}
 
 
 def prune_with(model, tokenizer, method: str, amount: float, texts=None):
@@ -372,106 +325,3 @@ def prune_with(model, tokenizer, method: str, amount: float, texts=None):
 
 
 METHODS = ("magnitude", "magnitude_layer", "wanda", "2:4")
-
-
-def run_study(model, tokenizer, s: Study, examples, callback=None) -> list[dict]:
-    """Every variant of ``s`` on a copy of ``model``, accounted side by side (dense first)."""
-    from .bench import forward_latency
-
-    texts = calibration(s.task, s.calib_n)
-    dense = count_params(model)
-    rows = []
-    forward_latency(model, 16, repeats=1)  # warm the thread pool before the first (dense) measurement
-
-    def add(m, label, **info):
-        rows.append({**account(m, tokenizer, s.task, examples, label, dense_params=dense), **info})
-        if callback:
-            callback(rows[-1])
-
-    add(model, "dense", method="dense", target=0.0, recovered=False)
-    settings = [(method, amount) for method in s.methods for amount in s.sparsities] + [("2:4", 0.5)]
-    for method, amount in settings:
-        m = copy_model(model)
-        masks = prune_with(m, tokenizer, method, amount, texts)
-        label = method if method == "2:4" else f"{method} {amount:.0%}"
-        add(m, label, method=method, target=amount, recovered=False)
-        if s.recovery_steps:
-            m = recover(m, tokenizer, s.task, masks, steps=s.recovery_steps)
-            add(m, label + " + recovery", method=method, target=amount, recovered=True)
-    scores = importance(model, tokenizer, texts)
-    for i, (heads, neurons, layers) in enumerate(s.structured):
-        small = structured(model, heads=heads, neurons=neurons, layers=layers, scores=scores)
-        label = f"structured -{heads}h -{neurons:.0%}mlp -{layers}L"
-        add(small, label, method="structured", target=None, recovered=False)
-        if s.recovery_steps:
-            m = recover(copy_model(small), tokenizer, s.task, None, steps=s.recovery_steps)
-            add(m, label + " + recovery", method="structured", target=None, recovered=True)
-        if s.recovery_steps and s.lora_rank and i == 0:
-            m = recover(copy_model(small), tokenizer, s.task, None, steps=s.recovery_steps, lr=3e-3,
-                        lora_rank=s.lora_rank)
-            add(m, label + f" + LoRA r{s.lora_rank} recovery", method="structured", target=None, recovered=True)
-    return rows
-
-
-def run_pretrained(name: str, task_name: str, n: int, amount: float = 0.5, shots: int = 3, callback=None):
-    """Magnitude and Wanda at ``amount`` on a real pretrained model, scored few-shot like its baseline."""
-    from .evaluate import EvalConfig
-    from .models import load_pretrained
-    from .tasks import splits
-
-    task = task_suite.get(task_name)
-    examples = splits.load(task_name, "test", level=task.bbh_level, n=n)
-    cfg = EvalConfig(shots=shots, batch_size=8)
-    texts = calibration(task_name, 32, rationale=False)
-    rows = []
-    for method in ("dense", "magnitude", "wanda"):
-        model, tok = load_pretrained(name)
-        if method != "dense":
-            prune_with(model, tok, method, amount, texts)
-        label = f"{name} {method}" + ("" if method == "dense" else f" {amount:.0%}")
-        rows.append({**account(model, tok, task_name, examples, label, cfg, latency_length=32), "method": method})
-        if callback:
-            callback(rows[-1])
-    return rows
-
-
-def table(rows: list[dict]) -> str:
-    """The accounting as a markdown table."""
-    lines = ["| variant | sparsity | params | removed | bytes on disk | latency b1, ms | latency b16, ms | accuracy |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['sparsity']:.0%} | {r['params']:,} | {r['params_removed']:.0%} | "
-                     f"{r['bytes']:,} | {r['latency_b1_ms']:.1f} | {r['latency_b16_ms']:.1f} | {r['accuracy']:.1%} |")
-    return "\n".join(lines)
-
-
-def copy_model(model):
-    """A deep copy to prune, leaving the original intact."""
-    return copy.deepcopy(model)
-
-
-
-
-def verdict(rows: list[dict]) -> dict:
-    """The issue's targets, computed from ``run_study``'s rows."""
-    dense = next(r for r in rows if r["method"] == "dense")
-    out = {"dense_accuracy": dense["accuracy"]}
-    for recovered, key in ((False, "wanda_50_gap_points"), (True, "wanda_50_recovered_gap_points")):
-        r = next((r for r in rows if r["method"] == "wanda" and r["target"] == 0.5 and r["recovered"] == recovered),
-                 None)
-        out[key] = None if r is None else 100 * (dense["accuracy"] - r["accuracy"])
-    out["wanda_50_within_1_point"] = out["wanda_50_gap_points"] is not None and out["wanda_50_gap_points"] <= 1 + 1e-9
-    structured_rows = []
-    for r in rows:
-        if r["method"] == "structured" and r["recovered"]:
-            structured_rows.append({
-                "model": r["model"], "params_removed": r["params_removed"],
-                "speedup_b1": dense["latency_b1_ms"] / r["latency_b1_ms"],
-                "speedup_b16": dense["latency_b16_ms"] / r["latency_b16_ms"],
-                "gap_points": 100 * (dense["accuracy"] - r["accuracy"])})
-    for r in structured_rows:
-        r["meets_target"] = (r["params_removed"] >= 0.3 and min(r["speedup_b1"], r["speedup_b16"]) >= 1.3
-                             and r["gap_points"] <= 2 + 1e-9)
-    out["structured"] = structured_rows
-    out["structured_target_met"] = any(r["meets_target"] for r in structured_rows)
-    return out

@@ -28,13 +28,13 @@ import copy
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .prune import linear_layers
+from workbench.core.artifacts import compression, mark_compressed
+from workbench.core.models import linear_layers
 
 BITS = (8, 4)
 SPEC = "quantization.json"
@@ -147,8 +147,7 @@ def dynamic_int8(model) -> nn.Module:
         warnings.simplefilter("ignore")  # torch.ao's deprecation notice; see the module docstring
         out = quantize_dynamic(copy.deepcopy(model).cpu().eval(), {n: per_channel_dynamic_qconfig for n in names},
                                dtype=torch.qint8)
-    out._workbench_quant = {"scheme": "dynamic_int8", "layers": names}
-    return out
+    return mark_compressed(out, "dynamic_int8", {"layers": names})
 
 
 # quantization-aware fine-tuning ---------------------------------------------------------------
@@ -168,7 +167,7 @@ class FakeQuantLinear(nn.Linear):
 def qat_finetune(model, tokenizer, task_name: str, bits: int = 8, group: int = 32, steps: int = 100,
                  lr: float = 5e-4, batch_size: int = 32, rationale: bool = True) -> nn.Module:
     """Fine-tune a copy of ``model`` through fake ``bits``-bit weights, then quantize it weight-only."""
-    from .train import finetune_config, train
+    from workbench.core.train import finetune
 
     _check_bits(bits)
     _check_float(model)
@@ -176,8 +175,7 @@ def qat_finetune(model, tokenizer, task_name: str, bits: int = 8, group: int = 3
     for lin in linear_layers(model).values():
         lin.__class__ = FakeQuantLinear
         lin.bits, lin.group = bits, _group_for(lin, group)
-    cfg = finetune_config(task_name, steps, lr, batch_size, rationale)
-    train(model, tokenizer, cfg, progress=False, validate_at_end=False)
+    finetune(model, tokenizer, task_name, steps, lr, batch_size, rationale)
     for lin in linear_layers(model).values():
         lin.__class__ = nn.Linear
     return weight_only(model, bits, group)
@@ -187,7 +185,7 @@ def qat_finetune(model, tokenizer, task_name: str, bits: int = 8, group: int = 3
 def _dynamic_state(model) -> dict[str, torch.Tensor]:
     """int8 weights, per-channel scales and zero points of dynamic-int8 layers, as plain tensors."""
     out = {}
-    for name in model._workbench_quant["layers"]:
+    for name in compression(model, "dynamic_int8").spec["layers"]:
         m = model.get_submodule(name)
         w, b = m.weight(), m.bias()
         out[f"{name}.qweight"] = w.int_repr()
@@ -204,8 +202,9 @@ def save(model, tokenizer, out: str | Path) -> Path:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if hasattr(model, "_workbench_quant"):  # dynamic int8
-        spec = dict(model._workbench_quant)
+    dynamic = compression(model, "dynamic_int8")
+    if dynamic:
+        spec = {"scheme": "dynamic_int8", **dynamic.spec}
         quant_names = set(spec["layers"])
         tensors = {k: v for k, v in model.state_dict().items()
                    if isinstance(v, torch.Tensor) and not any(k.startswith(n + ".") for n in quant_names)}
@@ -230,7 +229,7 @@ def save(model, tokenizer, out: str | Path) -> Path:
 
 def load(path: str | Path):
     """(model, tokenizer) from ``save``'s folder; weights load through safetensors only."""
-    from .artifacts import rebuild
+    from workbench.core.artifacts import rebuild
 
     model, tok, spec, tensors = rebuild(path, SPEC, "quantized")
     if spec["scheme"] == "weight_only":
@@ -252,34 +251,7 @@ def load(path: str | Path):
     return model, tok
 
 
-# the side-by-side study of notebook 05 -------------------------------------------------------
-@dataclass
-class Study:
-    task: str = "boolean_expressions"  # the specialist to compress
-    eval_n: int = 100  # BBH-level test questions per variant
-    recovery_steps: int = 100  # fine-tune after low-rank factorisation
-    qat_steps: int = 100  # quantization-aware fine-tune
-    ranks: tuple[int, ...] = (32, 16)  # low-rank variants (one rank for every layer)
-    lora_model: str = "smollm2-135m-instruct"  # the real pretrained model LoRA fine-tunes
-    lora_ranks: tuple[int, ...] = (1, 8)
-    lora_steps: int = 48
-    lora_batch: int = 8
-    lora_n: int = 30  # test questions for the LoRA comparison
-    lora_full: bool = True  # also fine-tune every weight, for the gap LoRA should close
-
-
-def study(profile: str | None = None) -> Study:
-    from .env import profile_name
-
-    prof = profile_name(profile)
-    if prof == "smoke":
-        return Study(eval_n=4, recovery_steps=4, qat_steps=4, ranks=(16,), lora_ranks=(1,), lora_steps=2,
-                     lora_batch=2, lora_n=2)
-    if prof == "gpu":
-        return Study(lora_ranks=(1, 2, 4, 8, 16), lora_steps=200, lora_batch=16, lora_n=100)
-    return Study()
-
-
+# accounting -----------------------------------------------------------------------------------
 def linear_bytes(model) -> int:
     """Bytes the decoder's linear layers take as ``save`` stores them (weights, scales, zero points, biases)."""
     total = 0
@@ -295,74 +267,3 @@ def linear_bytes(model) -> int:
         elif isinstance(m, nn.Linear) and not isinstance(m, FakeQuantLinear):
             total += sum(p.numel() * p.element_size() for p in m.parameters())
     return total
-
-
-def study_rows(model, tokenizer, task_name: str, examples, recovery_steps: int = 100, ranks=(32, 16),
-               qat_steps: int = 100, callback=None) -> list[dict]:
-    """fp32, dynamic int8, weight-only int8 and int4, QAT int4, and low-rank at ``ranks`` (+ recovery),
-    each with parameters, bytes on disk, forward latency at batch 1 and 16, and accuracy."""
-    from . import lowrank
-    from .bench import forward_latency
-    from .evaluate import EvalConfig, evaluate
-    from .models import bytes_on_disk, count_params
-    from .prune import copy_model, recover
-
-    rows = []
-    forward_latency(model, 16, repeats=1)  # warm the thread pool before the first (fp32) measurement
-
-    def add(m, label, saver, same_weights_as=None):
-        counted = same_weights_as if same_weights_as is not None else m  # quantized: the fp32 count
-        with tempfile.TemporaryDirectory() as tmp:
-            saver(m, tokenizer, tmp)
-            size = bytes_on_disk(tmp)
-        res = evaluate(m, tokenizer, task_name, examples, EvalConfig(rationale=True, batch_size=64))
-        rows.append({"model": label, "params": count_params(counted), "linear_params": lowrank.linear_params(counted),
-                     "bytes": size, "linear_bytes": linear_bytes(m), "latency_b1_ms": forward_latency(m, 1, repeats=15),
-                     "latency_b16_ms": forward_latency(m, 16, repeats=5, warmup=1), "accuracy": res.accuracy})
-        if callback:
-            callback(rows[-1])
-
-    def plain(m, tok, out):
-        m.save_pretrained(out, safe_serialization=True)
-
-    add(model, "fp32", plain)
-    add(dynamic_int8(model), "int8 dynamic", save, model)
-    add(weight_only(model, 8), "int8 weight-only", save, model)
-    add(weight_only(model, 4), "int4 weight-only", save, model)
-    add(qat_finetune(model, tokenizer, task_name, bits=4, steps=qat_steps), f"int4 QAT ({qat_steps} steps)", save,
-        model)
-    for r in ranks:
-        small = lowrank.factorize(model, rank=r)
-        add(small, f"low-rank r={r}", lowrank.save)
-        if recovery_steps:
-            small = recover(copy_model(small), tokenizer, task_name, None, steps=recovery_steps)
-            add(small, f"low-rank r={r} + recovery", lowrank.save)
-    return rows
-
-
-def table(rows: list[dict]) -> str:
-    lines = ["| variant | params | linear params | bytes on disk | linear-layer bytes | latency b1, ms "
-             "| latency b16, ms | accuracy |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['params']:,} | {r['linear_params']:,} | {r['bytes']:,} | "
-                     f"{r['linear_bytes']:,} | "
-                     f"{r['latency_b1_ms']:.1f} | {r['latency_b16_ms']:.1f} | {r['accuracy']:.1%} |")
-    return "\n".join(lines)
-
-
-def verdict(rows: list[dict]) -> dict:
-    """The issue's targets: int8 >= 3.5x smaller linear layers, >= 2x faster at batch 16, within 1 point;
-    a low-rank variant with half the linear parameters within 2 points after recovery."""
-    fp = next(r for r in rows if r["model"] == "fp32")
-    int8 = next(r for r in rows if r["model"] == "int8 dynamic")
-    out = {"int8_linear_bytes_ratio": fp["linear_bytes"] / int8["linear_bytes"],
-           "int8_speedup_b16": fp["latency_b16_ms"] / int8["latency_b16_ms"],
-           "int8_gap_points": 100 * (fp["accuracy"] - int8["accuracy"])}
-    out["int8_met"] = (out["int8_linear_bytes_ratio"] >= 3.5 and out["int8_speedup_b16"] >= 2
-                       and out["int8_gap_points"] <= 1)
-    low = [r for r in rows if r["model"].startswith("low-rank") and r["model"].endswith("recovery")
-           and r["linear_params"] <= fp["linear_params"] / 2]
-    out["lowrank"] = [{"model": r["model"], "linear_params_ratio": r["linear_params"] / fp["linear_params"],
-                       "gap_points": 100 * (fp["accuracy"] - r["accuracy"])} for r in low]
-    out["lowrank_met"] = any(x["gap_points"] <= 2 for x in out["lowrank"])
-    return out

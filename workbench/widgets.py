@@ -16,7 +16,7 @@ import zlib
 import ipywidgets as w
 import matplotlib.pyplot as plt
 
-from . import curriculum, explain, plots
+from workbench import curriculum, explain, plots
 
 
 class CurriculumPlanner:
@@ -85,13 +85,13 @@ class PruningExplorer:
         explorer = PruningExplorer(model, tok, "boolean_expressions", examples, rows=study_rows)
 
     Results are cached per (method, sparsity, recovery): settings already in ``rows`` (from
-    ``prune.run_study``) show at once; a new one is computed once (prune a copy, score it) and kept.
+    ``studies.pruning.run``) show at once; a new one is computed once (prune a copy, score it) and kept.
     """
 
     SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
     def __init__(self, model, tokenizer, task: str, examples, rows=(), recovery_steps: int = 100):
-        from . import prune
+        from workbench import prune
 
         self.model, self.tokenizer, self.task, self.examples = model, tokenizer, task, examples
         self.recovery_steps = recovery_steps
@@ -119,13 +119,14 @@ class PruningExplorer:
         return self.method.value, amount, self.recovered.value
 
     def result(self) -> dict:
-        from . import prune
+        from workbench import prune
+        from workbench.core.models import copy_model
 
         key = self.key()
         if key not in self.cache:
             method, amount, recovered = key
             self.texts = self.texts or prune.calibration(self.task)
-            m = prune.copy_model(self.model)
+            m = copy_model(self.model)
             masks = prune.prune_with(m, self.tokenizer, method, amount, self.texts)
             if recovered:
                 m = prune.recover(m, self.tokenizer, self.task, masks, steps=self.recovery_steps)

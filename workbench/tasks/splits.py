@@ -16,7 +16,8 @@ import random
 import tempfile
 from pathlib import Path
 
-from . import TASKS, Example, get
+from .base import Example
+from .registry import TASKS, get
 
 SPLITS = ("test", "validation", "train")  # in drawing order: test is never reused
 PER_LEVEL = {"test": 100, "validation": 50, "train": 400}  # examples per level

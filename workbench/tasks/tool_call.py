@@ -3,7 +3,7 @@
     Remind me to call Ana at 5pm
     -> {"arguments":{"text":"call Ana","time":"17:00"},"name":"set_reminder"}
 
-``TOOLS`` is the registry: each tool's parameters as a JSON Schema (draft 2020-12). A request no
+``TOOLS`` is the registry (``tool_registry``): each tool's parameters as a JSON Schema (draft 2020-12). A request no
 tool serves maps to ``{"arguments":{},"name":"none"}``. Every argument value can be read off the
 request by a fixed rule ("5pm" -> "17:00", "March 4, 2026" -> "2026-03-04", "euros" -> "EUR"),
 so no target is ambiguous. The rationale names the tool, then one line per argument in the
@@ -19,102 +19,19 @@ import json
 import random
 from dataclasses import dataclass
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
 from .base import Example, Task, rationale_text
-
-# --- the registry -----------------------------------------------------------------------------
-TIME = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "description": "24-hour HH:MM"}
-DATE = {"type": "string", "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
-        "description": "YYYY-MM-DD"}
-TEXT = {"type": "string", "minLength": 1}
-UNITS = {  # unit code -> the word a request may use instead (levels 2+)
-    "km": "kilometers", "mi": "miles", "m": "meters", "ft": "feet", "cm": "centimeters", "in": "inches",
-    "kg": "kilograms", "lb": "pounds", "g": "grams", "oz": "ounces",
-    "l": "liters", "ml": "milliliters", "gal": "gallons",
-    "celsius": "degrees Celsius", "fahrenheit": "degrees Fahrenheit",
-}
-DIMENSIONS = (("km", "mi", "m", "ft", "cm", "in"), ("kg", "lb", "g", "oz"), ("l", "ml", "gal"),
-              ("celsius", "fahrenheit"))
-CURRENCIES = {  # ISO code -> name a request may use instead (levels 2+)
-    "USD": "US dollars", "EUR": "euros", "GBP": "British pounds", "JPY": "Japanese yen",
-    "CHF": "Swiss francs", "CAD": "Canadian dollars", "AUD": "Australian dollars",
-    "INR": "Indian rupees", "MXN": "Mexican pesos", "CNY": "Chinese yuan",
-}
-CABINS = {"economy": "economy", "premium_economy": "premium economy", "business": "business class",
-          "first": "first class"}
-
-
-def _tool(description: str, properties: dict, required: list[str]) -> dict:
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "description": description,
-            "type": "object", "properties": properties, "required": required, "additionalProperties": False}
-
-
-TOOLS: dict[str, dict] = {
-    "get_weather": _tool("Weather forecast for a city.", {
-        "city": TEXT, "date": DATE, "units": {"enum": ["celsius", "fahrenheit"]},
-    }, ["city"]),
-    "convert_units": _tool("Convert a quantity between units of the same dimension.", {
-        "value": {"type": "number"}, "from_unit": {"enum": list(UNITS)}, "to_unit": {"enum": list(UNITS)},
-        "decimals": {"type": "integer", "minimum": 0, "maximum": 6},
-    }, ["value", "from_unit", "to_unit"]),
-    "calculator": _tool("Evaluate an arithmetic expression.", {
-        "expression": {"type": "string", "pattern": "^[0-9.+*/()-]+$"},
-    }, ["expression"]),
-    "create_calendar_event": _tool("Add an event to the user's calendar.", {
-        "title": TEXT, "date": DATE, "time": TIME,
-        "duration_minutes": {"type": "integer", "minimum": 1},
-        "attendees": {"type": "array", "items": TEXT, "minItems": 1}, "location": TEXT,
-    }, ["title", "date"]),
-    "set_reminder": _tool("Remind the user of something at a time.", {
-        "text": TEXT, "time": TIME, "date": DATE,
-    }, ["text", "time"]),
-    "search_flights": _tool("Find flights between two cities.", {
-        "origin": TEXT, "destination": TEXT, "date": DATE, "return_date": DATE,
-        "passengers": {"type": "integer", "minimum": 1, "maximum": 9}, "cabin": {"enum": list(CABINS)},
-    }, ["origin", "destination", "date"]),
-    "convert_currency": _tool("Convert an amount of money between currencies.", {
-        "amount": {"type": "number", "minimum": 0},
-        "from_currency": {"enum": list(CURRENCIES)}, "to_currency": {"enum": list(CURRENCIES)},
-    }, ["amount", "from_currency", "to_currency"]),
-    "web_search": _tool("Search the web.", {
-        "query": TEXT, "num_results": {"type": "integer", "minimum": 1, "maximum": 20},
-    }, ["query"]),
-}
-NONE = "none"  # the call for a request no tool serves: {"arguments":{},"name":"none"}
-_NONE_SCHEMA = _tool("No tool serves the request.", {}, [])
-_CALL_SCHEMA = {"type": "object", "required": ["name", "arguments"], "additionalProperties": False,
-                "properties": {"name": {"type": "string"}, "arguments": {"type": "object"}}}
-_CALL_VALIDATOR = Draft202012Validator(_CALL_SCHEMA)
-_VALIDATORS = {name: Draft202012Validator(s) for name, s in {**TOOLS, NONE: _NONE_SCHEMA}.items()}
-
-
-def canonical(call: dict) -> str:
-    """The one serialisation a target uses: sorted keys, no spaces."""
-    return json.dumps(call, sort_keys=True, separators=(",", ":"))
-
-
-def is_canonical_call(text: str) -> bool:
-    """True when ``text`` parses, is a valid call of a known tool, and is written canonically."""
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return False
-    return isinstance(obj, dict) and validate_call(obj) is None and canonical(obj) == text
-
-
-def validate_call(obj) -> str | None:
-    """None when ``obj`` (parsed JSON) is a well-formed call of a known tool, else the reason."""
-    error = best_match(_CALL_VALIDATOR.iter_errors(obj))
-    if error is not None:
-        return f"not a tool call: {error.message}"
-    if obj["name"] not in _VALIDATORS:
-        return f"unknown tool {obj['name']!r}"
-    error = best_match(_VALIDATORS[obj["name"]].iter_errors(obj["arguments"]))
-    if error is not None:
-        return f"arguments break the schema of {obj['name']!r}: {error.message}"
-    return None
+from .tool_registry import (
+    CABINS,
+    CURRENCIES,
+    DIMENSIONS,
+    NONE,
+    TOOLS,
+    UNITS,
+    canonical,
+    is_canonical_call,  # noqa: F401  (the task's check, importable with it)
+    validate_call,
+)
+from .tool_vocab import ASIDES, CHATTER, CHORES, CITIES, EVENTS, MONTHS, NAMES, NO_TOOL, NUMBER_WORDS, PLACES, TOPICS
 
 
 # --- levels -----------------------------------------------------------------------------------
@@ -135,37 +52,6 @@ LEVELS = {
     4: Level((2, 3), 0.6, 3, 2, 1.0),  # hard paraphrases, two distractors, several optional arguments
 }
 P_NONE = 0.08  # share of requests that no tool serves
-
-# --- vocabularies -----------------------------------------------------------------------------
-CITIES = ("Paris", "Tokyo", "Oslo", "Lima", "Cairo", "Sydney", "Toronto", "Madrid", "Nairobi", "Seoul",
-          "Berlin", "Chicago", "Mumbai", "Lisbon", "Dublin", "New York", "Buenos Aires", "Cape Town")
-NAMES = ("Ana", "Ben", "Chloe", "David", "Emma", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kofi",
-         "Lena", "Maya", "Noor", "Omar", "Priya")
-CHORES = ("call {name}", "email {name}", "buy milk", "water the plants", "take my medicine", "pay the rent",
-          "pick up the kids", "feed the cat", "back up my laptop", "return the library books")
-EVENTS = ("Team sync", "Dentist", "Budget review", "Yoga class", "Book club", "Project kickoff",
-          "Piano lesson", "Sprint planning")
-PLACES = ("Room 4B", "Cafe Luna", "Central Library", "Main Office", "Studio 3", "Hall B")
-TOPICS = ("best pizza in Naples", "how to repot a cactus", "history of the Eiffel Tower",
-          "electric bike reviews", "symptoms of the flu", "how tides work", "easy bread recipes",
-          "the rules of cricket", "how to learn Spanish fast", "largest deserts in the world")
-MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
-          "October", "November", "December")
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-CHATTER = ("Thanks a lot!", "I'm in a bit of a rush today.", "Hope you're doing well.",
-           "My week has been really busy.", "Sorry for all the questions.", "It's been a long day.",
-           "Quick one for you.", "No rush on this.")
-ASIDES = ("My sister lives in {city}.", "I was in {city} last spring.", "I had lunch with {name} today.",
-          "{name} says hi.")  # harder distractors: they name a city or person that is not an argument
-NO_TOOL = (
-    ("Turn off the lights", "Play some jazz", "Order a pizza", "Tell me a joke", "Lock the front door"),
-    ("Send a text to {name}", "Call {name}", "Open the garage door", "Turn up the heating"),
-    ("Could you dim the bedroom lights a bit?", "Write a short poem about autumn.",
-     "Please order more coffee beans."),
-    ("I'd love to hear some music from the eighties, can you put some on?",
-     "Can you let {name} know I'm running late?", "It's freezing in here, could you warm the place up?"),
-)
-
 
 # --- how values are said ----------------------------------------------------------------------
 def _ordinal(n: int) -> str:

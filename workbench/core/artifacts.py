@@ -17,9 +17,10 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from .models import bytes_on_disk
+from workbench.core.measure import bytes_on_disk
 
 CARD = "workbench.json"
 
@@ -99,7 +100,7 @@ def model_card(card: dict) -> str:
         f"| latency per example | {ev.get('latency_ms', 0):.1f} ms ({card.get('machine', '')}) |",
         f"| training time | {card.get('train_seconds', 0):.0f} s |",
         "",
-        "Load it with `workbench.models.load_pretrained(PATH)`; score it with "
+        "Load it with `workbench.core.models.load_pretrained(PATH)`; score it with "
         "`python -m workbench eval --model PATH --task TASK`.",
     ]
     return "\n".join(lines) + "\n"
@@ -111,13 +112,43 @@ def recipe_key(recipe: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
+# compressed models: a declared record instead of ad hoc attributes -----------------------------
+@dataclass(frozen=True)
+class Compression:
+    """One change a pattern made to a model's weights, and what its loader needs to rebuild them.
+
+    ``quantize.dynamic_int8`` records ``Compression("dynamic_int8", {"layers": [...]})``; ``lowrank.factorize``
+    records ``Compression("lowrank", {layer: rank})``. ``save`` functions write ``spec`` beside the weights.
+    """
+
+    method: str  # "dynamic_int8" or "lowrank"
+    spec: dict  # layers, bits, ranks: what the spec file holds
+
+
+def mark_compressed(model, method: str, spec: dict):
+    """Record ``Compression(method, spec)`` on ``model`` (replacing an earlier record of that method)."""
+    kept = tuple(c for c in compressions(model) if c.method != method)
+    model.workbench_compressions = (*kept, Compression(method, dict(spec)))
+    return model
+
+
+def compressions(model) -> tuple[Compression, ...]:
+    """Every change recorded on ``model``, oldest first (none for a plain model)."""
+    return tuple(getattr(model, "workbench_compressions", ()))
+
+
+def compression(model, method: str) -> Compression | None:
+    """The record of ``method`` on ``model``, or None."""
+    return next((c for c in compressions(model) if c.method == method), None)
+
+
 def rebuild(path: str | Path, spec_file: str, what: str):
     """For folders whose modules plain ``from_pretrained`` cannot rebuild (quantized, factorised):
     ``(model from config.json, tokenizer, the spec JSON, the safetensors weights)``."""
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from .tokenizer import load_tokenizer
+    from workbench.core.tokenizer import load_tokenizer
 
     path = Path(path)
     if not (path / spec_file).is_file():

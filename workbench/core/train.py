@@ -19,23 +19,21 @@ data-parallel (each process draws its own examples; gradients are averaged).
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import random
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from . import evaluate as ev
-from . import tasks as task_suite
-from .tasks import Example
-from .tasks import splits as task_splits
+from workbench import tasks as task_suite
+from workbench.core import evaluate as ev
+from workbench.core.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from workbench.tasks import Example
+from workbench.tasks import splits as task_splits
 
 
 @dataclass
@@ -84,6 +82,14 @@ def finetune_config(task_name: str, steps: int, lr: float, batch_size: int = 32,
     return TrainConfig(tasks=(task_name,), rationale=rationale, steps=steps, batch_size=batch_size, lr=lr,
                        warmup=max(1, steps // 10), eval_every=0, checkpoint_every=0, seed=seed,
                        log_every=max(1, steps // 4), bucket=min(8, steps))
+
+
+def finetune(model, tokenizer, task_name: str, steps: int, lr: float, batch_size: int = 32, rationale: bool = True,
+             seed: int = 0) -> TrainResult:
+    """``finetune_config``'s short run on ``model`` in place: the one fine-tune that pruning recovery, QAT and
+    LoRA share (they differ in what they do to the model before and after)."""
+    return train(model, tokenizer, finetune_config(task_name, steps, lr, batch_size, rationale, seed), progress=False,
+                 validate_at_end=False)
 
 
 # data -----------------------------------------------------------------------------------------
@@ -197,75 +203,6 @@ def optimizer_for(model, cfg: TrainConfig) -> torch.optim.Optimizer:
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
-
-
-# checkpoints ----------------------------------------------------------------------------------
-CKPT_DIR = "checkpoints"
-
-
-def _write_json(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
-
-
-def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, scheduler, sampler, history) -> Path:
-    """Write ``checkpoints/step-N`` in a temporary folder, rename it, then point ``latest`` at it."""
-    root = Path(out) / CKPT_DIR
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".step-", dir=root))
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-    torch.save({"torch": torch.get_rng_state(), "python": random.getstate()}, tmp / "rng.pt")
-    _write_json(tmp / "trainer_state.json", {"step": step, "sampler": sampler.state_dict(), "history": history})
-    final = root / f"step-{step:07d}"
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _write_json(root / "latest.json", {"step": step, "path": final.name})
-    for old in sorted(root.glob("step-*"))[:-2]:  # keep the newest two
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def latest_checkpoint(out: Path) -> Path | None:
-    pointer = Path(out) / CKPT_DIR / "latest.json"
-    if not pointer.exists():
-        return None
-    try:
-        name = json.loads(pointer.read_text())["path"]
-    except (json.JSONDecodeError, KeyError) as err:
-        raise ValueError(f"checkpoint pointer {pointer} is corrupted ({err}); delete it to start afresh") from None
-    return Path(out) / CKPT_DIR / name
-
-
-def load_checkpoint(path: Path, model, optimizer, scheduler, sampler) -> tuple[int, list]:
-    """Restore everything ``save_checkpoint`` wrote; a damaged file raises one clear ValueError."""
-    from safetensors.torch import load_file
-
-    try:
-        weights = load_file(path / "model.safetensors")
-        missing, unexpected = model.load_state_dict(weights, strict=False)
-        if unexpected or [k for k in missing if "lm_head" not in k]:  # lm_head is tied to the embedding
-            raise ValueError(f"weights do not match the model (missing {missing}, unexpected {unexpected})")
-        model.tie_weights()
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-        scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-        rng = torch.load(path / "rng.pt", weights_only=True)
-        state = json.loads((path / "trainer_state.json").read_text())
-    except Exception as err:  # any damage: truncated safetensors, pickles, JSON
-        raise ValueError(f"checkpoint {path} is corrupted or incomplete: {err}") from None
-    torch.set_rng_state(rng["torch"])
-    random.setstate(_as_tuple(rng["python"]))
-    sampler.load_state_dict(state["sampler"])
-    return state["step"], state["history"]
-
-
-def _as_tuple(x):
-    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
 # the loop -------------------------------------------------------------------------------------

@@ -21,15 +21,17 @@ accuracy on B against B's specialist (positive transfer helps, interference hurt
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import torch
 
-from . import env
-from . import tasks as task_suite
-from .models import StudentConfig, count_params, param_bytes, student
-from .multitask import MultiTaskSampler, TaskAdapters, evaluate_tasks, validate
-from .tokenizer import CharTokenizer
-from .train import TrainConfig, train
+from workbench import tasks as task_suite
+from workbench.core import env
+from workbench.core.measure import count_params, param_bytes
+from workbench.core.models import StudentConfig, student
+from workbench.core.tokenizer import CharTokenizer
+from workbench.core.train import TrainConfig, train
+from workbench.multitask import MultiTaskSampler, TaskAdapters, evaluate_tasks, validate
 
 ARMS = ("specialist", "multitask", "multitask-large", "multitask+adapters")
 
@@ -59,15 +61,15 @@ class Study:
     student: StudentConfig = field(default_factory=lambda: StudentConfig(layers=2, width=64, heads=4, max_len=1024))
     large: StudentConfig | None = None  # about the specialists' combined parameters (None: combined_size)
     rationale: bool = True  # learn the step-by-step rationale
-    levels: tuple[int, ...] | None = None  # training levels (None: every level up to each task's BBH level)
-    test_level: int | None = None  # the level scored (None: each task's BBH level)
-    steps_per_task: int = 400  # each specialist's steps; the multi-task arms get the same total compute
+    levels: tuple[int, ...] | None = (1, 2)  # training levels (None: every level up to each task's BBH level)
+    test_level: int | None = 2  # the level scored (None: each task's BBH level)
+    steps_per_task: int = 300  # each specialist's steps; the multi-task arms get the same total compute
     batch_size: int = 16
     lr: float = 3e-3
     scheme: str | dict = "uniform"  # the multi-task mix (uniform: each task gets its specialist's data)
     temperature: float = 5.0  # for scheme="temperature"
     adapter_rank: int = 4
-    adapter_steps: int = 100  # per task, on the frozen multi-task body (reported as extra compute)
+    adapter_steps: int = 75  # per task, on the frozen multi-task body (reported as extra compute)
     adapter_lr: float = 2e-3
     eval_every: int = 0  # validation during training, a multiple of 8 (loss_balanced re-weights then); 0: none
     eval_n: int = 16  # validation examples per task and evaluation
@@ -76,23 +78,21 @@ class Study:
     seed: int = 0
     arms: tuple[str, ...] = ARMS
 
+    # laptop (the defaults): the two easiest levels of every task, scored at level 2 (tool_call's BBH level).
+    # At the BBH level a 0.1M-parameter student trained for a minute per task scores 0 on four of the five tasks
+    SIZES: ClassVar[dict] = {
+        "smoke": dict(student=StudentConfig(layers=1, width=32, heads=2, max_len=512), levels=None, test_level=None,
+                      steps_per_task=4, batch_size=4, adapter_rank=2, adapter_steps=2, test_n=2,
+                      eval_max_new_tokens=24),
+        "gpu": dict(student=StudentConfig(layers=4, width=256, heads=4, max_len=1024), levels=None, test_level=None,
+                    steps_per_task=3000, batch_size=64, lr=1.5e-3, adapter_rank=8, adapter_steps=500, adapter_lr=1e-3,
+                    test_n=250),
+    }
 
-def study(profile: str | None = None) -> Study:
-    """The study sized for ``profile`` (smoke: seconds; laptop and gpu: guesses to tune after measuring)."""
-    prof = env.profile_name(profile)
-    if prof == "smoke":
-        small = StudentConfig(layers=1, width=32, heads=2, max_len=512)
-        return Study(student=small, large=combined_size(small, 5), steps_per_task=4, batch_size=4, adapter_rank=2,
-                     adapter_steps=2, test_n=2, eval_max_new_tokens=24)
-    if prof == "gpu":
-        small = StudentConfig(layers=4, width=256, heads=4, max_len=1024)
-        return Study(student=small, large=combined_size(small, 5), steps_per_task=3000, batch_size=64, lr=1.5e-3,
-                     adapter_rank=8, adapter_steps=500, adapter_lr=1e-3, test_n=250)
-    # laptop: the two easiest levels of every task, scored at level 2 (tool_call's BBH level). At the BBH
-    # level a 0.1M-parameter student trained for a minute per task scores 0 on four of the five tasks
-    small = StudentConfig(layers=2, width=64, heads=4, max_len=1024)
-    return Study(student=small, large=combined_size(small, 5), levels=(1, 2), test_level=2, steps_per_task=300,
-                 adapter_steps=75)
+
+def study(profile: str | None = None, **overrides) -> Study:
+    """The study sized for ``profile`` (smoke: seconds; laptop: about ten minutes on 2 cores)."""
+    return env.sized(Study, profile, **overrides)
 
 
 def _train(s: Study, cfg: StudentConfig, task_names, steps: int, tags: bool = True, scheme="uniform",
@@ -252,3 +252,18 @@ def verdict(rows: list[dict], points: float = 1.0, param_share: float = 1 / 3) -
     out["met"] = bool(plain and plain["meets_target"])
     out["met_by"] = [arm for arm, v in out["arms"].items() if v["meets_target"]]
     return out
+
+
+def sentences(verdict: dict) -> list[str]:
+    """What the verdict says, as the sentences notebook 06 prints (with its caveat when nothing was learned)."""
+    lines = []
+    if not verdict["specialists_learned"]:
+        lines.append("Every specialist scored 0% at this size: 'within 1 point' says nothing here, so no arm is "
+                     "called a success.")
+    for arm, v in verdict["arms"].items():
+        lines.append(f"{arm}: worst gap {v['worst_gap']:+.1f} points against the specialists, "
+                     f"{v['param_share']:.2f}x their combined parameters"
+                     + (" (meets the target)." if v["meets_target"] else "."))
+    lines.append("Target (a specialist-sized multi-task student within 1 point with <= 1/3 of the parameters) "
+                 + ("met." if verdict["met"] else "NOT met."))
+    return lines

@@ -4,7 +4,7 @@
                runtimes.OnnxRunner(folder, int8=True), runtimes.ExportedRunner(folder)]
     print(runtimes.table(runtimes.compare(model, tok, examples, runners)))
 
-``folder`` is what ``workbench.export`` wrote (model.onnx, model.int8.onnx, model.pt2, the tokenizer).
+``folder`` is what ``workbench.agent.export`` wrote (model.onnx, model.int8.onnx, model.pt2, the tokenizer).
 Every runner decodes the same way (``Runner.generate``): the whole sequence through the forward
 each step, argmax, stop at eos or a stop string, one prompt at a time (the graph has no attention
 mask, so padding a batch would change the answers). So answers compare apples to apples across
@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .export import PT2_FILE, _check_onnx, _onnx_file, _require, load_exported
+from workbench.agent.export import PT2_FILE, check_onnx, load_exported, onnx_file, require_packages
+from workbench.core.artifacts import compression
 
 
 def _tokenizer_beside(path: Path, tokenizer):
     if tokenizer is not None:
         return tokenizer
-    from .tokenizer import load_tokenizer
+    from workbench.core.tokenizer import load_tokenizer
 
     if not (path.parent / "tokenizer_config.json").exists():
         raise ValueError(f"no tokenizer beside {str(path)!r}; pass tokenizer=, or export with tokenizer=")
@@ -69,15 +70,15 @@ class TorchRunner(Runner):
 
     def __init__(self, model, tokenizer, runtime: str | None = None):
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.runtime = runtime or ("torch int8 dynamic" if hasattr(model, "_workbench_quant") else "torch fp32")
+        self.runtime = runtime or ("torch int8 dynamic" if compression(model, "dynamic_int8") else "torch fp32")
         self._bytes = None
 
     @property
     def bytes(self) -> int:
         """Weight bytes as saved (``save_pretrained``, or ``quantize.save`` for a quantized model)."""
         if self._bytes is None:
-            from . import quantize
-            from .models import bytes_on_disk
+            from workbench import quantize
+            from workbench.core.measure import bytes_on_disk
 
             with tempfile.TemporaryDirectory() as tmp:
                 if quantize.is_quantized(self.model):
@@ -94,14 +95,15 @@ class TorchRunner(Runner):
 
 
 class GenerateRunner(TorchRunner):
-    """``workbench.evaluate.generate``: transformers' greedy ``generate`` with the KV cache, ``batch_size`` at once."""
+    """``workbench.core.evaluate.generate``: transformers' greedy ``generate`` with the KV cache,
+    ``batch_size`` at once."""
 
     def __init__(self, model, tokenizer, batch_size: int = 1, runtime: str | None = None):
         super().__init__(model, tokenizer, runtime or f"torch fp32, HF generate + KV cache (batch {batch_size})")
         self.batch_size = batch_size
 
     def generate(self, prompts: list[str], max_new_tokens: int, stops: tuple[str, ...] = ()) -> list[str]:
-        from .evaluate import generate
+        from workbench.core.evaluate import generate
 
         return generate(self.model, self.tokenizer, prompts, max_new_tokens, self.batch_size, stops)
 
@@ -113,11 +115,11 @@ class OnnxRunner(Runner):
     """
 
     def __init__(self, path: str | Path, int8: bool = False, tokenizer=None, threads: int | None = None):
-        _require("onnx", "onnxruntime")
+        require_packages("onnx", "onnxruntime")
         import onnxruntime as ort
 
-        self.path = _onnx_file(path, int8)
-        _check_onnx(self.path)
+        self.path = onnx_file(path, int8)
+        check_onnx(self.path)
         self.tokenizer = _tokenizer_beside(self.path, tokenizer)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or torch.get_num_threads()
@@ -208,8 +210,8 @@ def compare(model, tokenizer, examples, runners: list[Runner], max_new_tokens: i
     PyTorch's answers come from a ``TorchRunner`` over ``model`` in ``runners`` if there is one, else
     from one run here (untimed, no row).
     """
-    from . import tasks
-    from .evaluate import EvalConfig, _budget, answer_of, student_prompt
+    from workbench import tasks
+    from workbench.core.evaluate import EvalConfig, answer_budget, answer_of, student_prompt
 
     if not examples:
         raise ValueError("no examples to compare on")
@@ -218,7 +220,7 @@ def compare(model, tokenizer, examples, runners: list[Runner], max_new_tokens: i
     task = tasks.get(examples[0].task)
     cfg = EvalConfig(rationale=True)
     prompts = [student_prompt(ex.input) for ex in examples]
-    budget = max_new_tokens or _budget(tokenizer, examples, cfg)
+    budget = max_new_tokens or answer_budget(tokenizer, examples, cfg)
     runs = [(r, *_timed(r, prompts, budget)) for r in runners]
     ref = next((c for r, c, _ in runs if type(r) is TorchRunner and r.model is model), None)
     if ref is None:
@@ -239,10 +241,9 @@ def compare(model, tokenizer, examples, runners: list[Runner], max_new_tokens: i
 
 def table(rows: list[dict]) -> str:
     """``compare``'s rows as a markdown table."""
-    lines = ["| runtime | bytes on disk | p50 ms / request | p95 ms / request | answers = PyTorch "
-             "| completions = PyTorch | accuracy |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['runtime']} | {r['bytes']:,} | {r['p50_ms']:.0f} | {r['p95_ms']:.0f} | "
-                     f"{r['same_answers']}/{r['n']} ({r['same_answers_frac']:.0%}) | {r['same_completions']}/{r['n']} "
-                     f"| {r['accuracy']:.1%} |")
-    return "\n".join(lines)
+    from workbench.core.report import table as markdown
+
+    return markdown(rows, {
+        "runtime": "{runtime}", "bytes on disk": "{bytes:,}", "p50 ms / request": "{p50_ms:.0f}",
+        "p95 ms / request": "{p95_ms:.0f}", "answers = PyTorch": "{same_answers}/{n} ({same_answers_frac:.0%})",
+        "completions = PyTorch": "{same_completions}/{n}", "accuracy": "{accuracy:.1%}"})

@@ -1,4 +1,5 @@
-"""Evaluation: batched greedy generation with the KV cache, exact-match scoring, speed and size.
+"""Evaluation: batched greedy generation with the KV cache, exact-match scoring, speed and size, and
+``account(...)``, the one row (parameters, bytes, latency, accuracy) every side-by-side study uses.
 
 The same code scores a student trained here and a real pretrained model, so their numbers sit
 side by side honestly: one prompt format per kind of model (below), greedy decoding, answers
@@ -16,9 +17,10 @@ from pathlib import Path
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from . import tasks as task_suite
-from .tasks import Example, extract_answer
-from .tasks import splits as task_splits
+from workbench import tasks as task_suite
+from workbench.core import measure
+from workbench.tasks import Example, extract_answer
+from workbench.tasks import splits as task_splits
 
 
 # prompt formats -------------------------------------------------------------------------------
@@ -53,7 +55,7 @@ class EvalConfig:
     chat: bool = False  # wrap the prompt in the tokenizer's chat template (instruct models)
     rationale: bool = False  # the model writes a step-by-step rationale before its answer
     batch_size: int = 8  # prompts generated at once (sorted by length, so little padding)
-    max_new_tokens: int | None = None  # default: sized from the examples' answers (see _budget)
+    max_new_tokens: int | None = None  # default: sized from the examples' answers (see answer_budget)
 
     def mode(self) -> str:
         if self.shots == 0 and not self.chat:
@@ -96,7 +98,7 @@ class StopOnText(StoppingCriteria):
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
-def _budget(tokenizer, examples: list[Example], cfg: EvalConfig) -> int:
+def answer_budget(tokenizer, examples: list[Example], cfg: EvalConfig) -> int:
     """New tokens to allow: the longest reference answer (or rationale) in tokens, plus a margin."""
     if cfg.max_new_tokens:
         return cfg.max_new_tokens
@@ -174,7 +176,7 @@ def evaluate(model, tokenizer, task_name: str, examples: list[Example], cfg: Eva
         raise ValueError(f"no examples to score for task {task_name!r}")
     prompts = build_prompts(tokenizer, examples, cfg)
     stops = () if cfg.rationale else ("\n",)
-    budget = _budget(tokenizer, examples, cfg)
+    budget = answer_budget(tokenizer, examples, cfg)
     t0 = time.perf_counter()
     completions = generate(model, tokenizer, prompts, budget, cfg.batch_size, stops, add_special_tokens=not cfg.chat)
     seconds = time.perf_counter() - t0
@@ -186,13 +188,11 @@ def evaluate(model, tokenizer, task_name: str, examples: list[Example], cfg: Eva
                       "prediction": answer, "completion": comp, "correct": reason is None, "reason": reason})
         by_level.setdefault(str(ex.level), []).append(reason is None)
     n = len(examples)
-    from .models import bytes_on_disk, count_params
-
     return EvalResult(
         task=task_name, n=n, accuracy=sum(p["correct"] for p in preds) / n,
         by_level={k: sum(v) / len(v) for k, v in sorted(by_level.items())},
-        params=count_params(model), latency_ms=1000 * seconds / n, examples_per_s=n / seconds,
-        model=model_name, mode=cfg.mode(), bytes=bytes_on_disk(model_path) if model_path else None,
+        params=measure.count_params(model), latency_ms=1000 * seconds / n, examples_per_s=n / seconds,
+        model=model_name, mode=cfg.mode(), bytes=measure.bytes_on_disk(model_path) if model_path else None,
         predictions=preds)
 
 
@@ -257,3 +257,21 @@ def mistakes(results: list[EvalResult], k: int = 2) -> str:
             lines.append(f"[{r.model} | {r.task}] {p['reason']}\n  input:  {p['input'][-90:]}\n"
                          f"  target: {p['target'][:90]}\n  answer: {p['prediction'][:90]}")
     return "\n".join(lines)
+
+
+def account(model, tokenizer, task_name: str, examples, label: str, *, eval_cfg=None, params: int | None = None,
+            save=None, latency_length: int = 128, **info) -> dict:
+    """One row of a side-by-side table: parameters, bytes on disk, forward latency at batch 1 and 16, accuracy.
+
+        evaluate.account(model, tok, "boolean_expressions", examples, "dense")
+        # {'model': 'dense', 'params': ..., 'bytes': ..., 'latency_b1_ms': ..., 'accuracy': ...}
+
+    ``params`` overrides the count (a quantized model is counted as its float original); ``save`` writes
+    the model the way its scheme stores it (``quantize.save``, ``lowrank.save``); ``info`` is added to the row.
+    """
+    res = evaluate(model, tokenizer, task_name, examples, eval_cfg or EvalConfig(rationale=True, batch_size=64))
+    return {"model": label, "params": measure.count_params(model) if params is None else params,
+            "bytes": measure.saved_bytes(model, tokenizer, save),
+            "latency_b1_ms": measure.forward_latency(model, 1, latency_length, repeats=15),
+            "latency_b16_ms": measure.forward_latency(model, 16, latency_length, repeats=5, warmup=1),
+            "accuracy": res.accuracy, "gen_ms_per_example": res.latency_ms, **info}

@@ -14,11 +14,14 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from . import env, tasks
-from .artifacts import check_writable, is_model_folder, read_card, recipe_key, save_model
-from .models import StudentConfig, cache_dir, count_params, student
-from .tokenizer import CharTokenizer
-from .train import TrainConfig, latest_checkpoint, train
+from workbench import tasks
+from workbench.core import env
+from workbench.core.artifacts import check_writable, is_model_folder, read_card, recipe_key, save_model
+from workbench.core.checkpoints import latest_checkpoint
+from workbench.core.measure import count_params
+from workbench.core.models import StudentConfig, cache_dir, student
+from workbench.core.tokenizer import CharTokenizer
+from workbench.core.train import TrainConfig, train
 
 # (student, training) per task in the laptop profile; smoke and gpu are derived below. Step counts
 # for arithmetic, dyck and word_sorting are those measured before the loop was compiled (~25% faster
@@ -67,8 +70,8 @@ def train_specialist(task_name: str, profile: str | None = None, out: str | Path
                      steps: int | None = None, rationale: bool = True, resume: bool = False,
                      callbacks=(), progress: bool = True, eval_n: int | None = None) -> dict:
     """Build, train, save and score one specialist; returns its card (also written to ``out``)."""
-    from .evaluate import EvalConfig, evaluate
-    from .tasks import splits
+    from workbench.core.evaluate import EvalConfig, evaluate
+    from workbench.tasks import splits
 
     prof = env.profile_name(profile)
     model_cfg, train_cfg = recipe(task_name, prof, steps, rationale)
@@ -115,7 +118,7 @@ def train_specialist(task_name: str, profile: str | None = None, out: str | Path
 def specialist(task_name: str, profile: str | None = None, rationale: bool = True, progress: bool = True,
                callbacks=()):
     """(model, tokenizer, card) of the cached specialist for this recipe, training it the first time."""
-    from .models import load_pretrained
+    from workbench.core.models import load_pretrained
 
     prof = env.profile_name(profile)
     model_cfg, train_cfg = recipe(task_name, prof, rationale=rationale)

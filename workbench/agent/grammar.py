@@ -16,7 +16,7 @@ The check is a hand-written incremental parser, one character at a time, whose s
 per prefix: a candidate token costs a few microseconds on top of its parent prefix. Because keys
 are sorted, "arguments" comes before "name": the parser keeps the set of tools still compatible
 with the keys and values written so far, and the name must be one of them. Strings and numbers
-are checked as JSON by ``workbench.jsonprefix``. Pure Python, no torch: ``workbench.constrain``
+are checked as JSON by ``workbench.agent.jsonprefix``. Pure Python, no torch: ``workbench.agent.constrain``
 decodes with it.
 """
 
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import regex
 
-from .jsonprefix import escape_chars, ok_number, string_char
-from .tasks.tool_call import NONE, TOOLS
+from workbench.agent.jsonprefix import escape_chars, ok_number, string_char
+from workbench.tasks.tool_call import NONE, TOOLS
 
 HEAD, MID = '{"arguments":{', '},"name":"'  # the fixed text around the arguments
 # parser phases

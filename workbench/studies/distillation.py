@@ -20,10 +20,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from . import distill
-from .models import StudentConfig
-from .tasks import Example
+from workbench import distill
+from workbench.core import env
+from workbench.core.models import StudentConfig
+from workbench.tasks import Example
 
 REGIMES = ("label_only", "sequence_level", "step_by_step", "logit_kd", "on_policy")
 
@@ -48,26 +50,24 @@ class Study:
     max_new_tokens: int | None = None  # cap on every generation (None: sized from the references; smoke caps it)
     seed: int = 0
 
+    SIZES: ClassVar[dict] = {
+        "smoke": dict(pool=40, fractions=(0.25, 1.0), steps=8, batch_size=8, test_n=4, teacher_profile="smoke",
+                      max_new_tokens=32, student=StudentConfig(layers=1, width=32, heads=2, max_len=512)),
+        "gpu": dict(pool=8000, fractions=(0.05, 0.1, 0.25, 0.5, 1.0), steps=2000, batch_size=64,
+                    student=StudentConfig(layers=4, width=128, heads=4, max_len=512), test_n=250,
+                    teacher_profile="gpu"),
+    }
 
-def study(profile: str | None = None) -> Study:
+
+def study(profile: str | None = None, **overrides) -> Study:
     """The study sized for ``profile`` (smoke: seconds; laptop: about ten minutes on 2 cores)."""
-    from .env import profile_name
-
-    prof = profile_name(profile)
-    if prof == "smoke":
-        return Study(pool=40, fractions=(0.25, 1.0), steps=8, batch_size=8, test_n=4, teacher_profile="smoke",
-                     max_new_tokens=32, student=StudentConfig(layers=1, width=32, heads=2, max_len=512))
-    if prof == "gpu":
-        return Study(pool=8000, fractions=(0.05, 0.1, 0.25, 0.5, 1.0), steps=2000, batch_size=64,
-                     student=StudentConfig(layers=4, width=128, heads=4, max_len=512), test_n=250,
-                     teacher_profile="gpu")
-    return Study()
+    return env.sized(Study, profile, **overrides)
 
 
 # teachers -------------------------------------------------------------------------------------
 def specialist_teacher(s: Study, progress: bool = False):
     """(model, tokenizer, card): the task's specialist of ``s.teacher_profile``, trained once and cached."""
-    from .recipes import specialist
+    from workbench.core.recipes import specialist
 
     return specialist(s.task, s.teacher_profile, progress=progress)
 
@@ -81,16 +81,13 @@ class LoraTeacher:
     lr: float = 1e-3
     test_n: int = 100  # test examples at the BBH level the card reports
 
+    SIZES: ClassVar[dict] = {"smoke": dict(steps=2, batch_size=4, test_n=2),
+                             "gpu": dict(base="gemma-3-270m", steps=600, batch_size=32, lr=5e-4, test_n=250)}
 
-def lora_teacher_config(profile: str | None = None) -> LoraTeacher:
-    from .env import profile_name
 
-    prof = profile_name(profile)
-    if prof == "smoke":
-        return LoraTeacher(steps=2, batch_size=4, test_n=2)
-    if prof == "gpu":
-        return LoraTeacher(base="gemma-3-270m", steps=600, batch_size=32, lr=5e-4, test_n=250)
-    return LoraTeacher()
+def lora_teacher_config(profile: str | None = None, **overrides) -> LoraTeacher:
+    """The LoRA teacher's recipe sized for ``profile``."""
+    return env.sized(LoraTeacher, profile, **overrides)
 
 
 def lora_teacher(task: str, cfg: LoraTeacher, progress: bool = False):
@@ -98,11 +95,12 @@ def lora_teacher(task: str, cfg: LoraTeacher, progress: bool = False):
     merged. The adapters (a few MB, safetensors) and the card are cached; later calls only load them."""
     from peft import PeftModel
 
-    from . import lora
-    from .artifacts import read_card, write_card
-    from .evaluate import EvalConfig, evaluate
-    from .models import cache_dir, count_params, load_pretrained
-    from .tasks import splits
+    from workbench import lora
+    from workbench.core.artifacts import read_card, write_card
+    from workbench.core.evaluate import EvalConfig, evaluate
+    from workbench.core.measure import count_params
+    from workbench.core.models import cache_dir, load_pretrained
+    from workbench.tasks import splits
 
     key = hashlib.sha256(json.dumps({"task": task, **asdict(cfg)}, sort_keys=True).encode()).hexdigest()[:12]
     folder = cache_dir() / "teachers" / f"{Path(cfg.base).name}-{task}-{key}"
@@ -133,7 +131,7 @@ def lora_teacher(task: str, cfg: LoraTeacher, progress: bool = False):
 
 
 def _cache_file(kind: str, key: dict) -> Path:
-    from .models import cache_dir
+    from workbench.core.models import cache_dir
 
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return cache_dir() / "distill" / f"{kind}-{digest}.jsonl"
@@ -169,11 +167,12 @@ def run_one(s: Study, regime: str, share: float, labelled: list[Example], texts:
     ``labelled``: the gold pool; ``texts``: the teacher's rationale and answer for each of its inputs.
     Students of step_by_step and label_only answer directly; the others write a rationale first.
     """
-    from . import env
-    from .evaluate import EvalConfig, evaluate
-    from .models import count_params, student
-    from .tokenizer import CharTokenizer
-    from .train import TrainConfig, lm_loss, train
+    from workbench.core import env
+    from workbench.core.evaluate import EvalConfig, evaluate
+    from workbench.core.measure import count_params
+    from workbench.core.models import student
+    from workbench.core.tokenizer import CharTokenizer
+    from workbench.core.train import TrainConfig, lm_loss, train
 
     if regime not in REGIMES:
         raise ValueError(f"unknown regime {regime!r}; accepted: {', '.join(REGIMES)}")
@@ -212,14 +211,14 @@ def run_one(s: Study, regime: str, share: float, labelled: list[Example], texts:
 
 
 def _bbh(task_name: str) -> int:
-    from . import tasks
+    from workbench import tasks
 
     return tasks.get(task_name).bbh_level
 
 
 def test_set(s: Study) -> list[Example]:
     """The questions every model of the study is scored on: ``s.test_n`` BBH-level test examples."""
-    from .tasks import splits
+    from workbench.tasks import splits
 
     return splits.load(s.task, "test", level=_bbh(s.task), n=s.test_n)
 
@@ -290,7 +289,7 @@ def across_tokenizers(s: Study, teacher, teacher_tok, teacher_id: str, labelled:
        alone removes), the trimmed teacher, and a student built on that trimmed tokenizer, trained by
        logit distillation over the kept tokens (the teacher's distributions renormalised on them).
     """
-    from .vocab import TrimmedVocab
+    from workbench.vocab import TrimmedVocab
 
     gold = distill.fraction(labelled, s.side_share)
     t0 = time.perf_counter()
@@ -299,7 +298,7 @@ def across_tokenizers(s: Study, teacher, teacher_tok, teacher_id: str, labelled:
     test = test_set(s)
     char = run_one(s, "sequence_level", 1.0, gold, made, test=test)
     # the task's text, in the teacher's tokens: every prompt and completion a student or teacher writes
-    from .evaluate import student_prompt
+    from workbench.core.evaluate import student_prompt
 
     texts = [student_prompt(e.input) + e.rationale for e in [*labelled, *made]] + list(extra_texts)
     vocab = TrimmedVocab.from_texts(teacher_tok, texts)
@@ -316,9 +315,9 @@ def trimming_report(name: str, texts: list[str]) -> dict:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from .models import resolve
-    from .tokenizer import load_tokenizer
-    from .vocab import TrimmedVocab
+    from workbench.core.models import resolve
+    from workbench.core.tokenizer import load_tokenizer
+    from workbench.vocab import TrimmedVocab
 
     where = resolve(name)
     tok = load_tokenizer(where)
@@ -331,8 +330,8 @@ def trimming_report(name: str, texts: list[str]) -> dict:
 def scored(label: str, model, tokenizer, task: str, test: list[Example], rationale: bool = True,
            role: str = "student", asked: list[Example] | None = None, max_new_tokens: int | None = None) -> dict:
     """One row of the teacher-vs-student table: params, fp32 bytes, latency and accuracy on ``test``."""
-    from .evaluate import EvalConfig, evaluate
-    from .models import count_params, param_bytes
+    from workbench.core.evaluate import EvalConfig, evaluate
+    from workbench.core.measure import count_params, param_bytes
 
     res = evaluate(model, tokenizer, task, asked or test, EvalConfig(rationale=rationale, batch_size=32,
                                                                      max_new_tokens=max_new_tokens))
@@ -361,3 +360,23 @@ def smaller_and_close(rows: list[dict], ratio: float = 20.0, points: float = 2.0
                       "gap_points": 100 * (t["accuracy"] - r["accuracy"])})
     ok = [p for p in pairs if p["ratio"] >= ratio and p["gap_points"] <= points]
     return {"pairs": pairs, "met": bool(ok), "met_by": [p["student"] for p in ok]}
+
+
+def sentences(curve_verdict: dict | None = None, close: dict | None = None) -> list[str]:
+    """What ``verdict`` (target 1) and ``smaller_and_close`` (target 2) say, as notebook 03 prints them."""
+    lines = []
+    if curve_verdict is not None:
+        best, full = curve_verdict["best_distilled"], curve_verdict["label_only_100"]
+        if best is None or full is None:
+            lines.append("Target 1: the curve lacks label-only at 100% or a distilled run at <= 25% of the labels.")
+        else:
+            lines.append(f"Target 1 {'met' if curve_verdict['met'] else 'NOT met'}: best distilled student "
+                         f"({best['regime']}, {best['share']:.0%} of the labels) {best['accuracy']:.0%} against "
+                         f"label-only with every label {full:.0%}.")
+    if close is not None:
+        for p in close["pairs"]:
+            lines.append(f"{p['student']}: {p['ratio']:.0f}x smaller than {p['teacher']}, "
+                         f"{p['gap_points']:+.0f} points behind it.")
+        lines.append("Target 2 (>= 20x smaller, within 2 points) " + (
+            f"met by {', '.join(close['met_by'])}." if close["met"] else "NOT met."))
+    return lines

@@ -11,7 +11,7 @@ longer than ``max_chars`` nor than the model's context. (2) The model writes a c
 ``constrained=True`` decoding follows the grammar of the allowed tools (``constrain.CallGrammar``,
 PICARD-style), so the call always parses and fits a schema. (3) ``json.loads`` and the registry's
 check: known tool, on the allow-list, arguments valid under the tool's JSON Schema (draft 2020-12).
-(4) The tool runs on those arguments as values: every tool (``workbench.tools``) is offline and
+(4) The tool runs on those arguments as values: every tool (``workbench.agent.tools``) is offline and
 deterministic, and the calculator parses its expression with ``ast`` (numbers and + - * / ** only),
 never ``eval``. ``route`` never raises: each failure becomes a refusal whose ``reason`` says which
 wall stopped it.
@@ -30,10 +30,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from .constrain import CallGrammar, constrained_generate
-from .tasks.base import ANSWER_PREFIX, extract_answer
-from .tasks.tool_call import NONE, TOOLS, canonical
-from .tools import (
+from workbench.agent.constrain import CallGrammar, constrained_generate
+from workbench.agent.tools import (
     CONDITIONS,
     EXAMPLE_RATES,
     FACTORS,
@@ -49,8 +47,10 @@ from .tools import (
     search_flights,
     web_search,
 )
+from workbench.tasks.base import ANSWER_PREFIX, extract_answer
+from workbench.tasks.tool_call import NONE, TOOLS, canonical
 
-# the tools live in workbench.tools; re-exported so wb.agent.calculator and friends keep working
+# the tools live in workbench.agent.tools; re-exported so wb.agent.calculator and friends keep working
 __all__ = ["CONDITIONS", "EXAMPLE_RATES", "FACTORS", "MAX_EXPONENT", "MAX_EXPRESSION", "MAX_MAGNITUDE", "Decision",
            "Registry", "Router", "Tool", "ToolError", "calculator", "canonical", "convert_currency", "convert_units",
            "get_weather", "score", "search_flights", "system_prompt", "web_search"]
@@ -262,7 +262,7 @@ class Router:
 
     def _generate(self, texts: list[str]) -> list[str]:
         """Plain greedy completions of ``texts``, as one batch."""
-        from .evaluate import generate  # torch: only once a model is asked
+        from workbench.core.evaluate import generate  # torch: only once a model is asked
 
         return generate(self.model, self.tokenizer, [self._prompt(t) for t in texts], self.max_new_tokens,
                         len(texts), add_special_tokens=self.kind == "student")

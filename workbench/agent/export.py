@@ -6,7 +6,7 @@
 
 What is exported is the plain forward ``input_ids [batch, seq] int64 -> logits [batch, seq, vocab]``,
 both axes dynamic, without a KV cache: these models are tiny, and one graph with one input is
-what any runtime can take. ``workbench.runtimes`` runs the files and compares them with PyTorch.
+what any runtime can take. ``workbench.agent.runtimes`` runs the files and compares them with PyTorch.
 
 ONNX comes from the dynamo exporter (``torch.onnx.export(dynamo=True)``, which needs onnxscript):
 the TorchScript exporter stops at ``aten::diff`` in transformers' mask code. Int8 is onnxruntime's
@@ -37,7 +37,7 @@ INSTALL_HINT = "pip install onnx onnxruntime onnxscript"
 CARD_KEYS = ("name", "tasks", "profile", "student", "params", "eval")  # what export.json keeps of a model card
 
 
-def _require(*modules: str) -> None:
+def require_packages(*modules: str) -> None:
     import importlib.util
 
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
@@ -77,12 +77,12 @@ def _check_model(model) -> None:
     from transformers import PreTrainedModel
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    from .quantize import is_quantized
+    from workbench.quantize import is_quantized
 
     name = type(model).__name__
     if not isinstance(model, PreTrainedModel) or name not in set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()):
         raise ValueError(f"{name} is not a causal language model; export takes a transformers *ForCausalLM "
-                         "(e.g. LlamaForCausalLM, as workbench.models.student builds) mapping input_ids to logits")
+                         "(e.g. LlamaForCausalLM, as workbench.core.models.student builds) mapping input_ids to logits")
     if is_quantized(model):
         raise ValueError(f"this {name} is already quantized in PyTorch; export the fp32 model and quantize the "
                          "ONNX file with quantize_onnx")
@@ -150,7 +150,7 @@ def to_onnx(model, out: str | Path, tokenizer=None, opset: int = DEFAULT_OPSET, 
     ``out`` also gets ``export.json`` (opset, exporter, vocabulary, max length, the model card's
     summary when ``card`` is given) and, when given, the tokenizer.
     """
-    _require("onnx", "onnxscript")
+    require_packages("onnx", "onnxscript")
     import onnx
     import onnxscript
 
@@ -175,7 +175,7 @@ def to_onnx(model, out: str | Path, tokenizer=None, opset: int = DEFAULT_OPSET, 
     return dest
 
 
-def _onnx_file(path: str | Path, int8: bool = False) -> Path:
+def onnx_file(path: str | Path, int8: bool = False) -> Path:
     path = Path(path)
     if path.is_dir():
         path = path / (ONNX_INT8_FILE if int8 else ONNX_FILE)
@@ -185,7 +185,7 @@ def _onnx_file(path: str | Path, int8: bool = False) -> Path:
     return path
 
 
-def _check_onnx(path: Path) -> None:
+def check_onnx(path: Path) -> None:
     import onnx
 
     try:
@@ -200,12 +200,12 @@ def quantize_onnx(src: str | Path, dst: str | Path | None = None) -> Path:
 
     ``src`` is an .onnx file or ``to_onnx``'s folder; ``dst`` defaults to ``model.int8.onnx`` beside it.
     """
-    _require("onnx", "onnxruntime")
+    require_packages("onnx", "onnxruntime")
     import onnxruntime
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    src = _onnx_file(src)
-    _check_onnx(src)
+    src = onnx_file(src)
+    check_onnx(src)
     dst = Path(dst) if dst is not None else src.parent / ONNX_INT8_FILE
     with _quiet():
         _atomic(dst, lambda tmp: quantize_dynamic(src, tmp, weight_type=QuantType.QInt8, per_channel=True))

@@ -7,11 +7,11 @@ for instruct models, through their chat template too.
 
 from __future__ import annotations
 
-from .evaluate import EvalConfig, EvalResult, evaluate
-from .models import PRETRAINED, load_pretrained
-from .report import record
-from .tasks import NAMES, get
-from .tasks import splits as task_splits
+from workbench.core.evaluate import EvalConfig, EvalResult, evaluate
+from workbench.core.models import PRETRAINED, load_pretrained
+from workbench.core.report import record
+from workbench.tasks import NAMES, get
+from workbench.tasks import splits as task_splits
 
 
 def score(name: str, task_names=NAMES, n: int = 30, shots: int = 3, chat: bool = False,

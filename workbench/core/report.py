@@ -14,11 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def report_dir(profile: str | None = None) -> Path:
-    from .env import profile_name
+    from workbench.core.env import profile_name
 
     base = Path(os.environ.get("WORKBENCH_REPORT_DIR") or ROOT / "reports")
     return base / "smoke" if profile_name(profile) == "smoke" else base
@@ -37,21 +37,75 @@ def load(profile: str | None = None) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"results": {}}
 
 
-def record(key: str, value, profile: str | None = None):
-    """Store one figure under a slash-separated key; returns the value (so a cell can show it)."""
-    from .env import machine, profile_name
-
+def _checked(key: str, value):
     parts = key.split("/")
     if len(parts) < 2 or not all(parts):
         raise ValueError(f"report key {key!r} must look like 'section/.../metric' (non-empty parts)")
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"report value for {key!r} must be a number or a string, got {value!r}")
+    return value
+
+
+def record_many(values: dict, profile: str | None = None) -> dict:
+    """Store several figures at once (one read and one atomic write); returns them."""
+    from workbench.core.env import machine, profile_name
+
+    for key, value in values.items():
+        _checked(key, value)
     data = load(profile)
     data.update(profile=profile_name(profile), machine=machine(),
                 updated=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
-    data["results"][key] = value
+    data["results"].update(values)
     _write_atomic(report_dir(profile) / "results.json", json.dumps(data, indent=1, sort_keys=True))
+    return values
+
+
+def record(key: str, value, profile: str | None = None):
+    """Store one figure under a slash-separated key; returns the value (so a cell can show it)."""
+    record_many({key: value}, profile)
     return value
+
+
+def slug(label: str) -> str:
+    """A row label as one key part: ``"wanda 50% + recovery"`` -> ``"wanda_50pct_+_recovery"``."""
+    return label.replace("%", "pct").replace(",", "").replace("/", "-").replace(":", "").replace(" ", "_")
+
+
+def value_of(metric: str, value):
+    """How a figure is stored: ``*_pct`` metrics take a fraction and store a percentage with one decimal,
+    other floats three decimals, booleans and None as text; numbers and strings as they are."""
+    if value is None or isinstance(value, bool):
+        return str(value)
+    if metric.endswith("_pct"):
+        return round(100 * value, 1)
+    return round(value, 3) if isinstance(value, float) else value
+
+
+def record_rows(section: str, rows: list[dict], metrics: dict[str, str], label: str = "model",
+                profile: str | None = None) -> dict:
+    """Every row of a study's table in one call: ``section/<row label>/<metric>`` for each ``row_key: metric``
+    in ``metrics`` (a row without that key is skipped). Returns what was recorded.
+
+        report.record_rows("pruning/boolean_expressions", rows, {"accuracy": "accuracy_pct", "bytes": "bytes"})
+    """
+    values = {f"{section}/{slug(str(r[label]))}/{metric}": value_of(metric, r[key])
+              for r in rows for key, metric in metrics.items() if key in r}
+    return record_many(values, profile)
+
+
+def record_verdict(section: str, verdict: dict, profile: str | None = None) -> dict:
+    """A study's verdict: its top-level figures and yes/no answers under ``section/verdict/<name>``."""
+    values = {f"{section}/verdict/{k}": value_of(k, v) for k, v in verdict.items()
+              if v is None or isinstance(v, (bool, int, float, str))}
+    return record_many(values, profile)
+
+
+def table(rows: list[dict], columns: dict[str, str]) -> str:
+    """Rows as a markdown table: one column per ``header: format`` pair, the format filled from the row's
+    fields (``{"accuracy": "{accuracy:.1%}", "calls": "{identical}/{n}"}``)."""
+    lines = ["| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+    lines += ["| " + " | ".join(fmt.format_map(r) for fmt in columns.values()) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def _fmt(v) -> str:

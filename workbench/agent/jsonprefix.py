@@ -8,7 +8,7 @@ A string is read one raw character at a time (``string_char``), as ``json.dumps`
 ``ensure_ascii``: printable ASCII as itself, ``\\" \\\\ \\b \\f \\n \\r \\t``, every other character as
 ``\\uXXXX`` (a surrogate pair above U+FFFF). A number must be a prefix of what ``json.dumps``
 writes for an int, or for a float of at most 15 significant digits (which always round-trips);
-with bounds, some completion of it must lie within them. ``workbench.grammar`` builds its
+with bounds, some completion of it must lie within them. ``workbench.agent.grammar`` builds its
 tool-call parser on these checks. Pure Python, no torch.
 """
 

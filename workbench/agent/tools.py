@@ -22,7 +22,7 @@ import math
 import operator
 from collections.abc import Callable
 
-from .tasks.tool_call import DIMENSIONS
+from workbench.tasks.tool_call import DIMENSIONS
 
 
 class ToolError(ValueError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields, replace
 
 PROFILES = ("smoke", "laptop", "gpu")
 
@@ -25,7 +25,6 @@ class Profile:
     pretrained: tuple[str, ...]  # real pretrained models scored as baselines
     pretrained_chat: bool  # also score the instruct model through its chat template
     specialist_eval_n: int | None = None  # test examples a trained specialist is scored on (None: all 100)
-    extra: dict = field(default_factory=dict)  # room for later patterns' sizes
 
 
 SIZES: dict[str, Profile] = {
@@ -54,6 +53,21 @@ def profile_name(value: str | None = None) -> str:
 
 def profile(value: str | None = None) -> Profile:
     return SIZES[profile_name(value)]
+
+
+def sized(study_cls, profile: str | None = None, **overrides):
+    """``study_cls()`` sized for the profile: the one mechanism every study uses.
+
+    A study's dataclass defaults are its laptop size; its ``SIZES`` class attribute names the fields that
+    change in the other profiles, e.g. ``SIZES = {"smoke": dict(steps=4, test_n=2), "gpu": dict(steps=3000)}``.
+    ``overrides`` change fields after that (``sized(Study, steps=10)``).
+    """
+    known = {f.name for f in fields(study_cls)}
+    changes = {**getattr(study_cls, "SIZES", {}).get(profile_name(profile), {}), **overrides}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ValueError(f"{study_cls.__name__} has no field {unknown[0]!r}; its fields are {', '.join(sorted(known))}")
+    return replace(study_cls(), **changes)
 
 
 def device():

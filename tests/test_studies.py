@@ -1,0 +1,71 @@
+"""Every notebook's study: sized through ``env.sized`` for each profile, and its verdict told in sentences."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import pytest
+
+from workbench.core import env
+from workbench.studies import NOTEBOOKS
+
+STUDIES = sorted(NOTEBOOKS)
+
+
+@pytest.mark.parametrize("name", STUDIES)
+@pytest.mark.parametrize("profile", env.PROFILES)
+def test_every_study_is_sized_for_every_profile(name, profile):
+    mod = importlib.import_module(f"workbench.studies.{name}")
+    s = mod.study(profile)
+    assert isinstance(s, mod.Study)
+    laptop = mod.Study()
+    changed = {f.name for f in dataclasses.fields(s) if getattr(s, f.name) != getattr(laptop, f.name)}
+    assert changed <= set(mod.Study.SIZES.get(profile, {}))  # the laptop size is the defaults
+    if profile == "smoke":
+        assert changed, f"{name}'s smoke size changes nothing"
+
+
+def test_sized_refuses_an_unknown_field():
+    from workbench.studies.pruning import Study
+
+    with pytest.raises(ValueError, match="has no field 'stepz'"):
+        env.sized(Study, "laptop", stepz=3)
+    assert env.sized(Study, "smoke", eval_n=7).eval_n == 7  # overrides come after the profile's sizes
+
+
+def test_sentences_tell_each_verdict():
+    from workbench.studies import curriculum, deployment, distillation, multitask, pruning, quantization
+
+    cur = curriculum.verdict([
+        {"scheduler": "random", "steps_to_target": 300, "steps_to_target_at_budget": 300, "test_bbh": 0.8,
+         "test_bbh_range": (0.78, 0.82)},
+        {"scheduler": "competence", "steps_to_target": 150, "steps_to_target_at_budget": 150, "test_bbh": 0.9,
+         "test_bbh_range": (0.88, 0.92)}])
+    assert curriculum.sentences(cur, curriculum.Study())[-1].endswith("met.")
+    assert any("0.50x random's steps" in line for line in curriculum.sentences(cur, curriculum.Study()))
+
+    pv = {"dense_accuracy": 0.9, "wanda_50_gap_points": 3.0, "wanda_50_recovered_gap_points": 0.0,
+          "wanda_50_within_1_point": False, "structured": [], "structured_target_met": False}
+    lines = pruning.sentences(pv)
+    assert "NOT met" in lines[1] and lines[-1].endswith("NOT met.")
+
+    qv = {"int8_linear_bytes_ratio": 3.9, "int8_speedup_b16": 2.5, "int8_gap_points": 0.0, "int8_met": True,
+          "lowrank": [], "lowrank_met": False}
+    lv = {"before": 0.1, "full": 0.5, "full_gap_points": 40.0,
+          "lora": [{"rank": 8, "trainable_fraction": 0.01, "share_of_full_gap": 0.95, "meets_target": True}],
+          "met": True}
+    lines = quantization.sentences(qv, lv)
+    assert "3.9x smaller" in lines[0] and "95% of full fine-tuning's gain" in " ".join(lines)
+
+    mv = {"arms": {"multitask": {"worst_gap": 0.0, "param_share": 0.2, "meets_target": False}},
+          "specialists_learned": False, "met": False}
+    assert "scored 0%" in multitask.sentences(mv)[0]
+
+    dv = {"exact_calls": 0.97, "exact_calls_met": True, "valid_json_constrained": 1.0, "valid_json_met": True,
+          "p50_speedup_vs_pretrained": None, "speedup_met": False}
+    assert deployment.sentences(dv)[2] == "No pretrained router measured."
+
+    close = {"pairs": [{"student": "s", "teacher": "t", "ratio": 30.0, "gap_points": 1.0}], "met": True,
+             "met_by": ["s"]}
+    assert distillation.sentences(close=close)[-1].endswith("met by s.")

@@ -1,0 +1,128 @@
+"""The study of notebook 08 and ``bench agent``: the tool_call specialist as an agent's router, side by side
+with its int8 and exported versions and a general pretrained model, on the same requests.
+
+    st = studies.deployment.study()
+    rows = studies.deployment.benchmark(model, tok, st, folder=deploy.export_all(model, tok, "exports"))
+    print(studies.deployment.table(rows))
+    studies.deployment.verdict(rows, checks)       # the issue's targets, computed
+
+Speed figures are measurements of one run on the machine named, never assertions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from workbench import quantize
+from workbench.agent import deploy, runtimes
+from workbench.agent.router import Router
+from workbench.core import env, report
+from workbench.core.measure import param_bytes
+from workbench.core.models import load_pretrained
+
+
+@dataclass
+class Study:
+    """What notebook 08 and ``bench agent`` measure, per profile (``study()``)."""
+
+    n: int = 100  # tool_call test requests, spread evenly over the split (all levels)
+    batch: int = 8  # requests generated together on the batched path
+    runtime_n: int = 20  # requests through the exported runtimes (no KV cache there: slower)
+    pretrained: str = "smollm2-135m-instruct"  # the general-purpose router it is compared with
+    pretrained_n: int = 8
+    check_n: int = 400  # test requests for the exported runtimes' greedy check (400: the whole split)
+    max_new_tokens: int | None = None  # the specialist's rationale budget (None: the router's default)
+
+    SIZES: ClassVar[dict] = {"smoke": dict(n=4, batch=2, runtime_n=2, pretrained_n=1, check_n=4, max_new_tokens=48),
+                             "gpu": dict(n=400, batch=32, runtime_n=100, pretrained_n=100)}
+
+
+def study(profile: str | None = None, **overrides) -> Study:
+    """The study sized for ``profile`` (smoke: seconds)."""
+    return env.sized(Study, profile, **overrides)
+
+
+def benchmark(model, tokenizer, st: Study | None = None, folder: str | Path | None = None, pretrained=None,
+              callback=None) -> list[dict]:
+    """Every router on the same requests: the specialist (fp32, int8, exported runtimes, with and without
+    constrained decoding, batched) and the pretrained instruct model. ``folder``: ``deploy.export_all``'s output
+    (None: the exported rows are left out). ``pretrained``: (model, tokenizer), loaded if None."""
+    st = st or study()
+    examples = deploy.requests(st.n)
+    fp32 = param_bytes(model)
+    int8 = quantize.dynamic_int8(model)
+    budget = st.max_new_tokens
+    specs = [
+        ("specialist fp32, constrained", Router(model, tokenizer, max_new_tokens=budget), examples, 1, fp32),
+        ("specialist fp32, free", Router(model, tokenizer, constrained=False, max_new_tokens=budget), examples, 1,
+         fp32),
+        (f"specialist fp32, free, batch {st.batch}", Router(model, tokenizer, constrained=False,
+                                                            max_new_tokens=budget), examples, st.batch, fp32),
+        ("specialist int8, constrained", Router(int8, tokenizer, max_new_tokens=budget), examples, 1,
+         quantize.linear_bytes(int8) + fp32 - quantize.linear_bytes(model)),
+    ]
+    if folder is not None:
+        fewer = deploy.requests(st.runtime_n)  # full-sequence forwards at every step: fewer requests, same spread
+        for runner in (runtimes.OnnxRunner(folder, tokenizer=tokenizer),
+                       runtimes.OnnxRunner(folder, int8=True, tokenizer=tokenizer)):
+            specs.append((f"specialist {runner.runtime}, constrained",
+                          Router(runtimes.AsCausalLM(runner), tokenizer, max_new_tokens=budget), fewer, 1,
+                          runner.bytes))
+    pm, pt = pretrained or load_pretrained(st.pretrained)
+    few = deploy.requests(st.pretrained_n)
+    specs += [(f"{st.pretrained} (chat), constrained", Router(pm, pt, kind="chat"), few, 1, param_bytes(pm)),
+              (f"{st.pretrained} (chat), free", Router(pm, pt, kind="chat", constrained=False), few, 1,
+               param_bytes(pm))]
+    rows = []
+    for label, router, exs, batch, nbytes in specs:
+        rows.append(deploy.serve(label, router, exs, batch, nbytes))
+        if callback:
+            callback(rows[-1])
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    return report.table(rows, {
+        "router": "{router}", "requests": "{n}", "exact calls": "{accuracy:.0%}", "valid JSON": "{valid_json:.0%}",
+        "valid calls": "{valid_call:.0%}", "p50 ms": "{p50_ms:.0f}", "p95 ms": "{p95_ms:.0f}",
+        "requests/s": "{requests_per_s:.2f}", "peak MB added": "{peak_mb:.0f}", "weights, bytes": "{bytes:,}"})
+
+
+def export_table(rows: list[dict]) -> str:
+    return report.table(rows, {
+        "runtime": "{runtime}", "greedy completions identical to PyTorch": "{identical}/{n}",
+        "closest top-1/top-2 logit margin": "{min_margin:.4f}", "bytes on disk": "{bytes:,}"})
+
+
+def verdict(rows: list[dict], checks: list[dict] | None = None) -> dict:
+    """Issue 10's targets, computed: >= 95% exact calls, 100% valid JSON constrained, >= 10x lower p50
+    than the pretrained model, exported fp32 runtimes identical to PyTorch on every example."""
+    spec = next(r for r in rows if r["router"] == "specialist fp32, constrained")
+    general = next((r for r in rows if "(chat), constrained" in r["router"]), None)
+    out = {"exact_calls": spec["accuracy"], "exact_calls_met": spec["accuracy"] >= 0.95,
+           "valid_json_constrained": min(r["valid_json"] for r in rows if r["router"].endswith("constrained")),
+           "p50_speedup_vs_pretrained": general["p50_ms"] / spec["p50_ms"] if general else None}
+    out["valid_json_met"] = out["valid_json_constrained"] == 1.0
+    out["speedup_met"] = bool(general) and out["p50_speedup_vs_pretrained"] >= 10
+    if checks:
+        fp32 = [c for c in checks if c["runtime"] in ("onnxruntime fp32", "torch.export")]
+        out["exports_identical"] = all(c["identical"] == c["n"] for c in fp32)
+    return out
+
+
+def sentences(verdict: dict) -> list[str]:
+    """What the verdict says, as the sentences notebook 08 prints."""
+    speed = verdict["p50_speedup_vs_pretrained"]
+    met = {True: "met", False: "NOT met"}
+    lines = [f"Exact calls: {verdict['exact_calls']:.0%} (target 95%: {met[verdict['exact_calls_met']]}).",
+             f"Valid JSON on every constrained path: {verdict['valid_json_constrained']:.0%} "
+             f"({'met' if verdict['valid_json_met'] else 'NOT met'}).",
+             ("No pretrained router measured." if speed is None else
+              f"p50 {speed:.0f}x lower than the pretrained router (target 10x: "
+              f"{'met' if verdict['speedup_met'] else 'NOT met'}).")]
+    if "exports_identical" in verdict:
+        lines.append("Exported fp32 runtimes reproduce PyTorch's greedy answers on every request: "
+                     + ("yes." if verdict["exports_identical"] else "NO."))
+    return lines

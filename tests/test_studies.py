@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from dataclasses import replace
 
 import pytest
 
 from workbench.core import env
-from workbench.studies import NOTEBOOKS
+from workbench.studies import MODULES
 
-STUDIES = sorted(NOTEBOOKS)
+STUDIES = sorted(MODULES)
 
 
 @pytest.mark.parametrize("name", STUDIES)
@@ -69,3 +70,17 @@ def test_sentences_tell_each_verdict():
     close = {"pairs": [{"student": "s", "teacher": "t", "ratio": 30.0, "gap_points": 1.0}], "met": True,
              "met_by": ["s"]}
     assert distillation.sentences(close=close)[-1].endswith("met by s.")
+
+
+def test_formats_study_spends_the_same_tokens_on_every_format():
+    from workbench.studies import formats
+
+    s = formats.study("smoke", task="dyck_languages")
+    assert formats.formats_of(s) == ("answer", "full", "closes", "stack")
+    steps = {f: formats.config(replace(s, tokens=500_000), f).steps for f in formats.formats_of(s)}
+    assert steps["answer"] > steps["stack"] > steps["closes"] > steps["full"]  # shorter completions, more steps
+    cfg = formats.config(s, "answer")
+    assert not cfg.rationale and formats.config(s, "stack").format == "stack"
+    row = formats.run_one(s, "stack")
+    assert 0 <= row["accuracy"] <= 1 and set(row["by_level"]) == {1, 2, 3, 4, 5}
+    assert row["train_tokens"] > 0 and "| stack |" in formats.table([row])

@@ -231,3 +231,53 @@ def test_dyck_bbh_format(samples):
 def test_dyck_target_lengths(level, lo, hi, samples):
     lengths = {len(ex.target.split(" ")) for ex in samples(DyckLanguages(), level)}
     assert lengths == set(range(lo, hi + 1))
+
+
+def test_dyck_bbh_level_follows_bbh_lengths(samples):
+    """BBH's dyck inputs: mean about 24 bracket tokens, median about 13, up to 99 (a long, thin tail)."""
+    task = DyckLanguages()
+    lengths = [len(ex.input[len(DYCK_PREFIX):].split(" ")) for ex in samples(task, task.bbh_level)]
+    assert 20 <= statistics.mean(lengths) <= 30 and 10 <= statistics.median(lengths) <= 18
+    assert max(lengths) <= 99 and sum(n >= 60 for n in lengths) >= 10  # the tail is there, and thin
+    closers = [len(ex.target.split(" ")) for ex in samples(task, task.bbh_level)]
+    assert statistics.mean(closers) == pytest.approx(2, abs=0.2)
+
+
+@pytest.mark.parametrize("task,solver,level", CASES, ids=IDS)
+def test_every_format_keeps_the_answer(task, solver, level, samples):
+    for fmt in task.formats:
+        for ex in samples(task, level)[:50]:
+            out = task.reformat(ex, fmt)
+            assert (out.input, out.target) == (ex.input, ex.target)
+            assert out.rationale.split("\n")[-1] == f"{ANSWER_PREFIX}{ex.target}."
+
+
+@pytest.mark.parametrize("level", MultistepArithmeticTwo.levels)
+def test_arithmetic_rewrite_lines_each_hold_the_value(level, samples):
+    """Every ``= ...`` line of the rewrite format is the whole expression, one operator further on: each
+    evaluates (independently) to the target, and each is one operator shorter than the line before."""
+    task = MultistepArithmeticTwo()
+    for ex in samples(task, level)[:100]:
+        lines = [ln[2:] for ln in task.reformat(ex, "rewrite").rationale.split("\n") if ln.startswith("= ")]
+        assert [solve_arithmetic(ln + " =") for ln in lines] == [ex.target] * len(lines)
+        ops = [len(re.findall(r"(?<=\s)[-+*](?=\s)", ln)) for ln in [ex.input[:-2], *lines]]
+        assert ops == list(range(ops[0], -1, -1)), (ex.input, lines)
+
+
+@pytest.mark.parametrize("level", DyckLanguages.levels)
+def test_dyck_compact_formats_end_with_the_open_stack(level, samples):
+    task = DyckLanguages()
+    for ex in samples(task, level)[:100]:
+        opened = "".join({v: k for k, v in CLOSER.items()}[c] for c in reversed(ex.target.split(" ")))
+        assert task.reformat(ex, "stack").rationale.split("\n")[0] == f"stack: {opened}"
+        closes = task.reformat(ex, "closes").rationale.split("\n")
+        n_close = sum(t in ")]}>" for t in ex.input[len(DYCK_PREFIX):].split(" "))
+        assert len(closes) == n_close + 2 and closes[-2] == f"stack: {opened}"
+
+
+def test_an_unknown_format_is_named():
+    task = DyckLanguages()
+    ex = task.sample(1)[0]
+    with pytest.raises(ValueError, match=r"task 'dyck_languages' has no rationale format 'lsd'; formats are "
+                                         r"\['full', 'closes', 'stack'\]"):
+        task.reformat(ex, "lsd")

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,7 @@ def test_sampler_never_yields_held_out_inputs():
     ({"checkpoint_every": 12, "bucket": 8}, "multiples of bucket"),
     ({"tasks": ("chess",)}, "unknown task 'chess'"),
     ({"levels": (9,)}, "has no level 9"),
+    ({"format": "stack"}, "task 'boolean_expressions' has no rationale format 'stack'"),
 ])
 def test_bad_config_is_refused(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -184,3 +186,11 @@ def test_two_processes_train_data_parallel(tmp_path):
     lines = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
     assert len(lines) == 1 and lines[0]["processes"] == 2  # one report, from the main process
     assert (out / "model.safetensors").exists()
+
+
+def test_a_compact_format_is_what_the_loop_trains_on():
+    cfg = tr.TrainConfig(tasks=("dyck_languages",), format="stack", steps=8, batch_size=4, bucket=2)
+    batch = tr.bucketed(tr.TaskSampler(cfg.tasks, seed=0), 0, 0, cfg)
+    assert all(ex.rationale.startswith("stack: ") and ex.rationale.count("\n") == 1 for ex in batch)
+    full = tr.bucketed(tr.TaskSampler(cfg.tasks, seed=0), 0, 0, replace(cfg, format="full"))
+    assert {e.input for e in full} == {e.input for e in batch}  # the same examples, written differently

@@ -68,12 +68,13 @@ def cmd_eval(args) -> int:
     chat = args.chat and tok.chat_template is not None
     if args.chat and not chat:
         raise UsageError(f"model {args.model!r} has no chat template; drop --chat")
-    rationale = args.rationale
-    if rationale is None:  # a student's card says how it was trained
-        from workbench.core.artifacts import is_model_folder, read_card
+    from workbench.core.artifacts import is_model_folder, read_card
 
-        rationale = bool(is_model_folder(where) and read_card(where)["train"].get("rationale"))
-    cfg = EvalConfig(shots=shots, chat=chat, rationale=rationale, batch_size=args.batch_size)
+    trained = read_card(where)["train"] if is_model_folder(where) else {}  # a student's card says how it was trained
+    rationale = args.rationale if args.rationale is not None else bool(trained.get("rationale"))
+    fmt = trained.get("format", "full")  # sizes the budget; another task's format does not apply here
+    cfg = EvalConfig(shots=shots, chat=chat, rationale=rationale, format=fmt if fmt in task.formats else "full",
+                     batch_size=args.batch_size)
     local = args.model not in PRETRAINED and where != args.model
     res = evaluate(model, tok, task.name, examples, cfg, model_name=args.model,
                    model_path=where if local or args.model in PRETRAINED else None)

@@ -54,6 +54,7 @@ class EvalConfig:
     shots: int = 0  # few-shot examples in the prompt (0 for students; BBH baselines use 3)
     chat: bool = False  # wrap the prompt in the tokenizer's chat template (instruct models)
     rationale: bool = False  # the model writes a step-by-step rationale before its answer
+    format: str = "full"  # the rationale's format (Task.formats): sizes the generation budget
     batch_size: int = 8  # prompts generated at once (sorted by length, so little padding)
     max_new_tokens: int | None = None  # default: sized from the examples' answers (see answer_budget)
 
@@ -174,6 +175,8 @@ def evaluate(model, tokenizer, task_name: str, examples: list[Example], cfg: Eva
     task = task_suite.get(task_name)
     if not examples:
         raise ValueError(f"no examples to score for task {task_name!r}")
+    if cfg.rationale:
+        examples = [task.reformat(ex, cfg.format) for ex in examples]
     prompts = build_prompts(tokenizer, examples, cfg)
     stops = () if cfg.rationale else ("\n",)
     budget = answer_budget(tokenizer, examples, cfg)

@@ -23,6 +23,9 @@ from workbench.core.models import StudentConfig, cache_dir, student
 from workbench.core.tokenizer import CharTokenizer
 from workbench.core.train import TrainConfig, train
 
+# bumped when a task's stored splits change (dyck_languages 2: BBH-shaped lengths at the BBH level)
+DATA_VERSION = {"dyck_languages": 2}
+
 # (student, training) per task in the laptop profile; smoke and gpu are derived below. Step counts
 # for arithmetic, dyck and word_sorting are those measured before the loop was compiled (~25% faster
 # now): they leave part of the 15-minute budget unused, for the next run to spend.
@@ -94,7 +97,8 @@ def train_specialist(task_name: str, profile: str | None = None, out: str | Path
         return {}
     task = tasks.get(task_name)
     # budget: the longest reference rationale +25% (the smoke recipe caps it: its models never stop)
-    cfg = EvalConfig(rationale=rationale, batch_size=64, max_new_tokens=train_cfg.eval_max_new_tokens)
+    cfg = EvalConfig(rationale=rationale, format=train_cfg.format, batch_size=64,
+                     max_new_tokens=train_cfg.eval_max_new_tokens)
     res = evaluate(model, tok, task.name, splits.load(task.name, "test", level=task.bbh_level, n=eval_n), cfg)
     others = [e for lv in task.levels if lv != task.bbh_level
               for e in splits.load(task.name, "test", level=lv, n=eval_n or 20)]
@@ -122,8 +126,11 @@ def specialist(task_name: str, profile: str | None = None, rationale: bool = Tru
 
     prof = env.profile_name(profile)
     model_cfg, train_cfg = recipe(task_name, prof, rationale=rationale)
-    key = recipe_key({"student": asdict(model_cfg), "train": asdict(train_cfg), "profile": prof,
-                      "data_version": 1})
+    train = asdict(train_cfg)
+    if train["format"] == "full":  # recipes from before rationale formats keep their keys (and caches)
+        del train["format"]
+    key = recipe_key({"student": asdict(model_cfg), "train": train, "profile": prof,
+                      "data_version": DATA_VERSION.get(task_name, 1)})
     folder = cache_dir() / "specialists" / f"{task_name}-{prof}-{key}"
     if not is_model_folder(folder):
         train_specialist(task_name, prof, out=folder, rationale=rationale, resume=True, progress=progress,

@@ -42,6 +42,7 @@ class TrainConfig:
     levels: tuple[int, ...] | None = None  # levels drawn uniformly; None: every level up to the BBH level
     val_levels: tuple[int, ...] | None = None  # levels validation scores (None: the trained levels)
     rationale: bool = True  # learn the step-by-step rationale, not only the answer
+    format: str = "full"  # which rationale: the task's full trace or a compact one (Task.formats)
     steps: int = 1000  # optimizer steps
     batch_size: int = 32  # sequences per step and process
     lr: float = 2e-3  # peak learning rate
@@ -63,6 +64,7 @@ class TrainConfig:
             task = task_suite.get(name)
             for level in [*(self.levels or ()), *(self.val_levels or ())]:
                 task.check_level(level)
+            task.check_format(self.format)
         for key in ("steps", "batch_size", "bucket", "log_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
@@ -166,10 +168,12 @@ def encode(tokenizer, examples: list[Example], rationale: bool, max_len: int) ->
 def bucketed(sampler, step: int, rank: int, cfg: TrainConfig) -> list[Example]:
     """The batch for ``step``: its bucket of ``cfg.bucket`` batches, sorted by length, in shuffled order."""
     first = step - step % cfg.bucket
-    key = (first, rank, cfg.batch_size, cfg.bucket, cfg.rationale, cfg.seed)
+    key = (first, rank, cfg.batch_size, cfg.bucket, cfg.rationale, cfg.format, cfg.seed)
     cached = getattr(sampler, "_bucket", None)
     if cached is None or cached[0] != key:  # drawn once per bucket, at its first step
         pool = sampler.examples(first, rank, cfg.batch_size * cfg.bucket)
+        if cfg.rationale:
+            pool = [task_suite.get(e.task).reformat(e, cfg.format) for e in pool]
         pool.sort(key=lambda e: len(e.input) + len(e.rationale if cfg.rationale else e.target))
         batches = [pool[i:i + cfg.batch_size] for i in range(0, len(pool), cfg.batch_size)]
         random.Random(f"{cfg.seed}:{rank}:{first}:order").shuffle(batches)
@@ -232,7 +236,7 @@ def validate(model, tokenizer, cfg: TrainConfig) -> dict:
         val = task_splits.load(name, "validation")
         pool = [e for lv in levels for e in [x for x in val if x.level == lv][:per_level]]
         res = ev.evaluate(model, tokenizer, name, pool,
-                          ev.EvalConfig(rationale=cfg.rationale, batch_size=64,
+                          ev.EvalConfig(rationale=cfg.rationale, format=cfg.format, batch_size=64,
                                         max_new_tokens=cfg.eval_max_new_tokens))
         logs[f"val_accuracy/{name}"] = res.accuracy
         logs.update({f"val_accuracy/{name}/L{lv}": a for lv, a in res.by_level.items()})

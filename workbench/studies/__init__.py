@@ -3,18 +3,18 @@ table, the verdict against the issue's targets, the sentences the notebook print
 core, the patterns and the agent; nothing below imports a study.
 
     curriculum (02)  distillation (03)  pruning (04)  quantization (05)  multitask (06)
-    interpretability (07)  deployment (08)
+    interpretability (07)  deployment (08)  formats (what a student writes down; its notebook is to come)
 """
 
 from __future__ import annotations
 
 import importlib
 
-NOTEBOOKS = {"curriculum": "02", "distillation": "03", "pruning": "04", "quantization": "05", "multitask": "06",
-             "interpretability": "07", "deployment": "08"}
+MODULES = ("curriculum", "distillation", "pruning", "quantization", "multitask", "interpretability", "deployment",
+           "formats")
 
 
 def __getattr__(name: str):
-    if name in NOTEBOOKS:
+    if name in MODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'workbench.studies' has no attribute {name!r}")

@@ -8,9 +8,10 @@ on their own. Formats are specified in ``shared/TASKS.md``; four tasks follow BI
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 ANSWER_PREFIX = "So the answer is "
+FULL = "full"  # the rationale format every task has: its generator's own step-by-step trace
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Task:
     name: str = ""
     levels: tuple[int, ...] = ()  # every level this task can generate, easiest first
     bbh_level: int = 0  # the level whose examples follow the BBH format (the reference level)
+    formats: tuple[str, ...] = (FULL,)  # rationale formats a student can be trained to write (see ``reformat``)
 
     def check_level(self, level: int) -> int:
         if level not in self.levels:
@@ -54,6 +56,21 @@ class Task:
         """``n`` examples from one seed; the same seed always gives the same list."""
         rng = random.Random(f"{self.name}:{seed}:{level}")
         return [self.generate(rng, level) for _ in range(n)]
+
+    # what a student writes before the answer -------------------------------------------------
+    def check_format(self, fmt: str) -> str:
+        if fmt not in self.formats:
+            raise ValueError(f"task {self.name!r} has no rationale format {fmt!r}; formats are {list(self.formats)}")
+        return fmt
+
+    def reformat(self, ex: Example, fmt: str = FULL) -> Example:
+        """``ex`` with its rationale written in format ``fmt`` (``full``: as generated). Answer-only training
+        needs no format: it writes the target alone (``rationale=False`` in the training config)."""
+        self.check_format(fmt)
+        return ex if fmt == FULL else replace(ex, rationale=rationale_text(self._steps(ex, fmt), ex.target))
+
+    def _steps(self, ex: Example, fmt: str) -> list[str]:  # pragma: no cover - tasks with formats define it
+        raise NotImplementedError
 
     # scoring -----------------------------------------------------------------------------------
     def diagnose(self, prediction: str, target: str) -> str | None:

@@ -1,14 +1,24 @@
 """dyck_languages: close the open brackets of a prefix of a Dyck word over ``( [ { <``.
 
 BBH format (Suzgun et al., 2022; see shared/TASKS.md): inputs of 2 to 99 tokens, nesting up to 26
-deep, targets of 1 to 3 closers. Other levels change input length, depth and target length. The
-rationale is a stack trace, one token per line: ``[ ; ([`` (the token, then the open brackets
-after it, bottom first), then one ``close ] ; (`` line per closer until the stack is empty.
+deep, targets of 1 to 3 closers. BBH's lengths are skewed short (mean about 24 bracket tokens,
+median about 13), so the BBH level draws the length log-uniformly from 2 to 99 (mean 24.8, median
+14); levels 4 and 5 keep the long tail and longer answers. Other levels change input length, depth
+and target length.
+
+Rationale formats (``Task.reformat``):
+
+- ``full``: a stack trace, one token per line: ``[ ; ([`` (the token, then the open brackets after
+  it, bottom first), then one ``close ] ; (`` line per closer until the stack is empty;
+- ``closes``: only the lines of the input's closing brackets (the stack after each), then
+  ``stack: ([`` with what is left open;
+- ``stack``: only ``stack: ([``, the brackets left open.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from dataclasses import dataclass
 
@@ -26,12 +36,13 @@ class Level:
     max_depth: int  # deepest nesting in the input
     min_target: int  # fewest closers in the answer
     max_target: int  # most closers in the answer
+    log_length: bool = False  # input length log-uniform in [min_len, max_len] (BBH's skew), else uniform
 
 
 LEVELS: dict[int, Level] = {
     1: Level(2, 10, 4, 1, 2),  # short and shallow
     2: Level(2, 30, 10, 1, 3),
-    3: Level(2, 99, 26, 1, 3),  # BBH
+    3: Level(2, 99, 26, 1, 3, log_length=True),  # BBH: mostly short, a few long
     4: Level(20, 120, 32, 4, 6),  # longer inputs, longer answers
     5: Level(40, 160, 40, 7, 10),
 }
@@ -69,17 +80,47 @@ def solve(tokens: list[str]) -> tuple[list[str], list[str]]:
     return lines, closers
 
 
+def _length(rng: random.Random, cfg: Level, n_close: int) -> int:
+    """An input length at least ``n_close`` with its parity (n pushes and pops leave n_close open)."""
+    lengths = [k for k in range(max(cfg.min_len, n_close), cfg.max_len + 1) if (k - n_close) % 2 == 0]
+    if not cfg.log_length:
+        return rng.choice(lengths)
+    want = math.exp(rng.uniform(math.log(cfg.min_len), math.log(cfg.max_len + 1)))
+    return min(lengths, key=lambda k: (abs(k - want), k))
+
+
+def tokens_of(text: str) -> list[str]:
+    """The bracket tokens of a question."""
+    return text.removeprefix(PREFIX).split()
+
+
+def stack_line(tokens: list[str]) -> str:
+    stack: list[str] = []
+    for tok in tokens:
+        if tok in PAIRS:
+            stack.append(tok)
+        else:
+            stack.pop()
+    return f"stack: {''.join(stack) or EMPTY}"
+
+
 class DyckLanguages(Task):
     name = "dyck_languages"
     levels = (1, 2, 3, 4, 5)
     bbh_level = 3
+    formats = ("full", "closes", "stack")
+
+    def _steps(self, ex: Example, fmt: str) -> list[str]:
+        tokens = tokens_of(ex.input)
+        if fmt == "stack":
+            return [stack_line(tokens)]
+        lines, _ = solve(tokens)
+        return [line for tok, line in zip(tokens, lines) if tok not in PAIRS] + [stack_line(tokens)]
 
     def _generate(self, rng: random.Random, level: int) -> Example:
         cfg = LEVELS[level]
         n_close = rng.randint(cfg.min_target, cfg.max_target)
-        # n pushes and pops leave n_close open, so n and n_close have the same parity
-        lengths = range(max(cfg.min_len, n_close), cfg.max_len + 1)
-        n = rng.choice([k for k in lengths if (k - n_close) % 2 == 0])
+        n = _length(rng, cfg, n_close)
         heights = _heights(rng, n, n_close, cfg.max_depth)
         stack: list[str] = []
         tokens = []

@@ -2,9 +2,16 @@
 
 BBH format (Suzgun et al., 2022; see shared/TASKS.md): two bracketed groups of four integers in
 -9..9 joined by ``+ - *``, ``*`` before ``+ -``, left to right. Other levels change the number of
-groups and of terms per group. The rationale names each group (A, B, C), applies one operator per
-line and shows the group after it; a product of two multi-digit numbers is written as one
-digit-level partial product per line.
+groups and of terms per group.
+
+Rationale formats (``Task.reformat``):
+
+- ``full``: names each group (A, B, C), applies one operator per line and shows the group after it;
+  a product of two multi-digit numbers is written as one digit-level partial product per line;
+- ``rewrite``: one reduction per line, rewriting the whole expression each time
+  (``= ((-1 + 2 + 45) - (-2 + -4 + 28))`` ... ``= 46 - 22`` ``= 24``), in the same order (each group's
+  products, then its sums, then the groups); a product of two multi-digit numbers still gets its
+  partial products first (MathGLM's step-by-step rewrites; Yang et al., 2023).
 """
 
 from __future__ import annotations
@@ -100,10 +107,62 @@ def solve(groups: list[list[int]], group_ops: list[list[str]], outer: list[str])
     return lines + steps, value
 
 
+def parse(text: str) -> tuple[list[list[int]], list[list[str]], list[str]]:
+    """(groups, their operators, the operators between groups) of a question ``((...) OP (...)) =``."""
+    body = text.strip().removesuffix("=").strip()[1:-1]  # drop " =" and the outer brackets
+    groups, group_ops, outer = [], [], []
+    for i, part in enumerate(body.split(")")[:-1]):
+        part = part.strip()
+        if i:
+            outer.append(part[0])
+            part = part[1:].strip()
+        toks = part.lstrip("(").split()
+        groups.append([int(t) for t in toks[0::2]])
+        group_ops.append(toks[1::2])
+    return groups, group_ops, outer
+
+
+def _expr(groups: list[list[int]], group_ops: list[list[str]], outer: list[str]) -> str:
+    parts = [_fmt(g, o) if len(g) == 1 else f"({_fmt(g, o)})" for g, o in zip(groups, group_ops, strict=True)]
+    text = parts[0] + "".join(f" {op} {p}" for op, p in zip(outer, parts[1:], strict=True))
+    return f"({text})" if len(groups) > 1 else text
+
+
+def rewrite_steps(groups: list[list[int]], group_ops: list[list[str]], outer: list[str]) -> list[str]:
+    """One line per operator applied, each the whole expression after it (see the module docstring)."""
+    groups, group_ops, outer = [list(g) for g in groups], [list(o) for o in group_ops], list(outer)
+    lines = []
+
+    def reduce(values: list[int], ops: list[str]) -> None:
+        i = ops.index("*") if "*" in ops else 0
+        a, op, b = values[i], ops[i], values[i + 1]
+        if op == "*":
+            steps, v = _mul(a, b)
+            lines.extend(steps[:-1])  # partial products of a multi-digit product, if any
+        else:
+            v = a + b if op == "+" else a - b
+        values[i:i + 2] = [v]
+        del ops[i]
+
+    for values, ops in zip(groups, group_ops, strict=True):
+        while ops:
+            reduce(values, ops)
+            lines.append(f"= {_expr(groups, group_ops, outer)}")
+    results = [g[0] for g in groups]
+    while outer:
+        reduce(results, outer)
+        lines.append(f"= {_expr([[r] for r in results], [[] for _ in results], outer)}")
+    return lines
+
+
 class MultistepArithmeticTwo(Task):
     name = "multistep_arithmetic_two"
     levels = (1, 2, 3, 4, 5)
     bbh_level = 3
+    formats = ("full", "rewrite")
+
+    def _steps(self, ex: Example, fmt: str) -> list[str]:
+        return rewrite_steps(*parse(ex.input))
 
     def _generate(self, rng: random.Random, level: int) -> Example:
         n_groups, n_terms = LEVELS[level]

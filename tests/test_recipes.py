@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from workbench.core import artifacts, recipes
-from workbench.tasks import TASKS
+from workbench.tasks import TASKS, get
 
 
 @pytest.mark.parametrize("task", list(TASKS))
@@ -62,3 +62,12 @@ def test_bench_train_prints_both_rates():
     assert out["tokens_per_s"] > 0 and out["matmul_gflops"] > 0
     assert out["fraction_of_matmul"] == pytest.approx(out["model_gflops"] / out["matmul_gflops"])
     assert "GFLOP/s" in p.stdout and "% of the matmul rate" in p.stdout
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_a_recipe_says_what_its_student_writes_and_an_override_drops_a_compact_format(task):
+    _, cfg = recipes.recipe(task, "laptop")
+    assert cfg.format in get(task).formats
+    _, other = recipes.recipe(task, "laptop", rationale=not cfg.rationale)
+    assert other.rationale != cfg.rationale and other.format == "full"
+    assert recipes.recipe(task, "laptop", rationale=cfg.rationale)[1] == cfg

@@ -190,8 +190,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--profile", help="smoke, laptop or gpu (default: WORKBENCH_PROFILE, else by hardware)")
     t.add_argument("--out", required=True, help="folder for the model, its card and checkpoints")
     t.add_argument("--steps", type=int, help="optimizer steps (default: the profile's recipe)")
-    t.add_argument("--rationale", action=argparse.BooleanOptionalAction, default=True,
-                   help="learn the step-by-step rationale (default) or the answer only")
+    t.add_argument("--rationale", action=argparse.BooleanOptionalAction, default=None,
+                   help="learn a rationale, or the answer only (default: as the task's recipe says)")
     t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     t.set_defaults(func=cmd_train)
 

@@ -1,5 +1,5 @@
 """Multi-task learning: tags, mixing schemes, the sampler, loss balancing, per-task adapters, and the study
-(``multitask`` and ``multitask_study``)."""
+(``multitask`` and ``studies.multitask``)."""
 
 import json
 import math

@@ -21,7 +21,7 @@ Shared body, small task parts: ``TaskAdapters`` puts one LoRA adapter per task (
 frozen multi-task body through peft's multi-adapter API, and switches adapter per request by the tag.
 
 The side-by-side study at equal compute (specialists, multi-task students, adapters, the transfer
-matrix) is in ``multitask_study``.
+matrix) is in ``studies.multitask``.
 """
 
 from __future__ import annotations

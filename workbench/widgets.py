@@ -82,7 +82,7 @@ class CurriculumPlanner:
 class PruningExplorer:
     """A method choice, a sparsity slider and a recovery switch that show accuracy, size and latency.
 
-        explorer = PruningExplorer(model, tok, "boolean_expressions", examples, rows=study_rows)
+        explorer = PruningExplorer(model, tok, "boolean_expressions", examples, rows=studies.pruning.run(...))
 
     Results are cached per (method, sparsity, recovery): settings already in ``rows`` (from
     ``studies.pruning.run``) show at once; a new one is computed once (prune a copy, score it) and kept.

@@ -1,9 +1,9 @@
 """The teachers and the side-by-side distillation study of notebook 03.
 
-    s = distill_study.study()                          # sized by the profile
-    teacher = distill_study.specialist_teacher(s)      # a larger student trained here (cached)
-    runs = distill_study.curve(s, teacher)             # accuracy vs labelled data, every regime
-    distill_study.table(runs, s)
+    s = studies.distillation.study()                          # sized by the profile
+    teacher = studies.distillation.specialist_teacher(s)      # a larger student trained here (cached)
+    runs = studies.distillation.curve(s, teacher)             # accuracy vs labelled data, every regime
+    studies.distillation.table(runs, s)
 
 The data-efficiency curve follows Hsieh et al. (2023): the same student, the same steps, trained on
 the first k labelled examples of one fixed pool, once per regime. Label-only training sees the

@@ -1,9 +1,9 @@
 """The side-by-side multi-task study: specialists against multi-task students at equal compute.
 
-    s = multitask_study.study()                          # sized by the profile
-    rows = multitask_study.run(s)                        # one row per arm: accuracy per task, params, bytes
-    multitask_study.table(rows); multitask_study.verdict(rows)
-    matrix, raw = multitask_study.transfer_matrix(s, rows[0]["accuracy"])   # plots.transfer_heatmap(matrix, s.tasks)
+    s = studies.multitask.study()                          # sized by the profile
+    rows = studies.multitask.run(s)                        # one row per arm: accuracy per task, params, bytes
+    studies.multitask.table(rows); studies.multitask.verdict(rows)
+    matrix, raw = studies.multitask.transfer_matrix(s, rows[0]["accuracy"])   # plots.transfer_heatmap(matrix, s.tasks)
 
 The arms, all scored at the BBH level on the same test questions (``multitask.evaluate_tasks``):
 - ``specialist``: one student per task, ``steps_per_task`` steps each (one row for the five together:

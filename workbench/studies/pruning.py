@@ -105,7 +105,7 @@ def table(rows: list[dict]) -> str:
 
 
 def verdict(rows: list[dict]) -> dict:
-    """The issue's targets, computed from ``run_study``'s rows."""
+    """The issue's targets, computed from ``run``'s rows."""
     dense = next(r for r in rows if r["method"] == "dense")
     out = {"dense_accuracy": dense["accuracy"]}
     for recovered, key in ((False, "wanda_50_gap_points"), (True, "wanda_50_recovered_gap_points")):

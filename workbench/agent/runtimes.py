@@ -13,7 +13,6 @@ runtimes; ``GenerateRunner`` adds transformers' own ``generate`` (KV cache) to t
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
@@ -78,14 +77,10 @@ class TorchRunner(Runner):
         """Weight bytes as saved (``save_pretrained``, or ``quantize.save`` for a quantized model)."""
         if self._bytes is None:
             from workbench import quantize
-            from workbench.core.measure import bytes_on_disk
+            from workbench.core.measure import saved_bytes
 
-            with tempfile.TemporaryDirectory() as tmp:
-                if quantize.is_quantized(self.model):
-                    quantize.save(self.model, self.tokenizer, tmp)
-                else:
-                    self.model.save_pretrained(tmp, safe_serialization=True)
-                self._bytes = bytes_on_disk(tmp)
+            save = quantize.save if quantize.is_quantized(self.model) else None  # None: save_pretrained
+            self._bytes = saved_bytes(self.model, self.tokenizer, save)
         return self._bytes
 
     @torch.inference_mode()

@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
-NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]-*.ipynb))
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]*-*.ipynb))
 export HF_HUB_OFFLINE ?= 1
 
 .PHONY: setup run test check quick lint unit nbtest browser browser-deps lab data strip bless bench specialists clean

@@ -23,7 +23,7 @@ MARK = "# NBVAL_CHECK_OUTPUT"
 
 
 def notebooks(names: list[str]) -> list[Path]:
-    return [Path(n) for n in names] if names else sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+    return [Path(n) for n in names] if names else sorted((ROOT / "notebooks").glob("[0-9][0-9]*-*.ipynb"))
 
 
 def strip(nb) -> None:

@@ -20,9 +20,9 @@ def student(varied_student):
 
 
 def test_requests_cover_every_level():
-    exs = deploy.requests(8)
-    assert len(exs) == 8 and {e.level for e in exs} == {1, 2, 3, 4}
-    with pytest.raises(ValueError, match="n must be between 1 and 400"):
+    exs = deploy.requests(10)
+    assert len(exs) == 10 and {e.level for e in exs} == {1, 2, 3, 4, 5}  # 5: the held-out level
+    with pytest.raises(ValueError, match="n must be between 1 and 500"):
         deploy.requests(0)
 
 
@@ -89,3 +89,15 @@ def test_agent_console_routes_what_is_typed(student):
     assert [d.request for d in console.decisions] == ["Remind me at 5pm", "Weather in Oslo"]
     console.text.value = "  \n"
     assert console.run() == [] and "at least one request" in console.output.value
+
+
+def test_by_level_scores_each_level_constrained_and_free(student):
+    from workbench.studies import deployment
+
+    model, tok = student
+    rows = deployment.by_level(model, tok, levels=(2, 5), n=2, rationale=False)
+    assert [(r["level"], r["decoding"]) for r in rows] == [(2, "constrained"), (2, "free"), (5, "constrained"),
+                                                           (5, "free")]
+    assert all(r["n"] == 2 and 0 <= r["accuracy"] <= 1 for r in rows)
+    assert rows[0]["valid"] == 1.0  # constrained: always a valid call
+    assert "| 5 | free | 2 |" in deployment.level_table(rows)

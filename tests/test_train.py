@@ -194,3 +194,46 @@ def test_a_compact_format_is_what_the_loop_trains_on():
     assert all(ex.rationale.startswith("stack: ") and ex.rationale.count("\n") == 1 for ex in batch)
     full = tr.bucketed(tr.TaskSampler(cfg.tasks, seed=0), 0, 0, replace(cfg, format="full"))
     assert {e.input for e in full} == {e.input for e in batch}  # the same examples, written differently
+
+
+def _scripted_validation(accuracies):
+    """A validate_fn that reports ``accuracies`` in turn and keeps a copy of the weights it was shown."""
+    seen = []
+
+    def validate_fn(model, tok, cfg):
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return {"val_accuracy": accuracies[len(seen) - 1]}
+
+    return validate_fn, seen
+
+
+@pytest.mark.parametrize(("accuracies", "kept"), [((0.2, 0.9, 0.5), 1), ((0.2, 0.5, 0.5), 2)])
+def test_keep_best_ends_with_the_best_validation(accuracies, kept, tmp_path):
+    tok = CharTokenizer()
+    torch.manual_seed(0)
+    model = student(StudentConfig(layers=1, width=32, heads=2, max_len=256), tok)
+    cfg = tr.TrainConfig(steps=24, batch_size=4, lr=3e-3, warmup=2, log_every=8, eval_every=8, checkpoint_every=8,
+                         rationale=False, keep_best=True)
+    validate_fn, seen = _scripted_validation(accuracies)
+    result = tr.train(model, tok, cfg, out=tmp_path, progress=False, validate_fn=validate_fn)
+    final = model.state_dict()
+    assert all(torch.equal(final[k], seen[kept][k]) for k in final)  # ties keep the later weights
+    restored = [h for h in result.history if "restored_step" in h]
+    assert restored == ([] if kept == 2 else [{"step": 24, "restored_step": 16, "restored_val_accuracy": 0.9}])
+    # the checkpoint at step 16 carries the best so far, so a resumed run keeps it
+    acc, step, weights = tr.load_best(tr.latest_checkpoint(tmp_path))
+    assert (acc, step) == ((0.9, 16) if kept == 1 else (0.5, 16))
+    assert all(torch.equal(weights[k], seen[1][k]) for k in weights)
+
+
+def test_pool_sampler_draws_every_batch_from_one_fixed_pool():
+    cfg = tr.TrainConfig(tasks=("boolean_expressions",), pool=20, steps=16, batch_size=8, bucket=2)
+    sampler = tr.sampler_for(cfg)
+    assert isinstance(sampler, tr.PoolSampler) and len(sampler.pool) == 20
+    pool = {e.input for e in sampler.pool}
+    drawn = [e.input for step in range(16) for e in tr.bucketed(sampler, step, 0, cfg)]
+    assert set(drawn) <= pool and len(set(drawn)) > 10  # the pool, seen again and again
+    assert not pool & tr.held_out_inputs(cfg.tasks)
+    assert [e.input for e in tr.sampler_for(cfg).pool] == [e.input for e in sampler.pool]  # seeded
+    fresh = tr.sampler_for(replace(cfg, pool=0))
+    assert type(fresh) is tr.TaskSampler and len({e.input for e in fresh.examples(0, 0, 64)} - pool) > 40

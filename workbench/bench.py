@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 
 def train_throughput(task: str = "boolean_expressions", profile: str | None = None, steps: int = 120) -> dict:
-    """Tokens per second and model GFLOP/s of the profile's recipe for ``task``, over ``steps`` steps."""
+    """Tokens per second and model GFLOP/s of the profile's recipe for ``task``, over ``steps`` steps, and the
+    share of that time spent generating the examples (``data_share``)."""
     from workbench.core import env
     from workbench.core import train as tr
     from workbench.core.measure import count_params
@@ -39,12 +41,23 @@ def train_throughput(task: str = "boolean_expressions", profile: str | None = No
             times.append(now - marks["t"])
             marks["t"] = now
 
-    res = tr.train(model, tok, cfg, callbacks=[clock], progress=False, validate_at_end=False)
+    sampler = tr.sampler_for(cfg)
+    draw, drawing = sampler.examples, []
+
+    def timed_draw(*args):  # generating a bucket's examples: once per bucket, on the loop's critical path
+        t = time.perf_counter()
+        out = draw(*args)
+        drawing.append(time.perf_counter() - t)
+        return out
+
+    sampler.examples = timed_draw
+    res = tr.train(model, tok, cfg, sampler=sampler, callbacks=[clock], progress=False, validate_at_end=False)
     timed = sum(times[2:])
     tokens = res.tokens * steps / cfg.steps  # mean tokens per step x timed steps
     tok_s = tokens / timed
     return {"task": task, "profile": env.profile_name(profile), "params": params, "steps_timed": steps,
-            "tokens_per_s": tok_s, "model_gflops": 6 * params * tok_s / 1e9}
+            "tokens_per_s": tok_s, "model_gflops": 6 * params * tok_s / 1e9,
+            "data_share": sum(drawing[2:]) / timed}  # of step time, generating examples
 
 
 def bench_train(task: str = "boolean_expressions", profile: str | None = None, steps: int = 120) -> dict:
@@ -101,11 +114,14 @@ def bench_agent(profile: str | None = None, out: str = "artifacts/tool_call_expo
     prof = profile_name(profile)
     st = deployment.study(prof)
     if model is not None:
+        from workbench.core.artifacts import read_card
+
+        card = read_card(model) if (Path(model) / "workbench.json").exists() else {}
         model, tok = load_pretrained(model)
     else:
-        model, tok, _ = specialist("tool_call", prof, progress=False)
+        model, tok, card = specialist("tool_call", prof, progress=False)
     folder = deploy.export_all(model, tok, out)
-    rows = deployment.benchmark(model, tok, st, folder=folder)
+    rows = deployment.benchmark(model, tok, st, folder=folder, rationale=card.get("train", {}).get("rationale", True))
     checks = deploy.export_check(model, tok, folder)
     for r in rows:
         r.pop("answers")

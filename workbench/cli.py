@@ -147,6 +147,7 @@ def cmd_bench(args) -> int:
           f"{out['model_gflops']:.1f} GFLOP/s")
     print(f"matmul    {out['matmul_gflops']:.1f} GFLOP/s (fp32, 2048^3)")
     print(f"ratio     {100 * out['fraction_of_matmul']:.0f}% of the matmul rate  ({out['machine']})")
+    print(f"data      {100 * out['data_share']:.1f}% of step time generating examples")
     print(json.dumps(out))
     return 0
 

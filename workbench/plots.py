@@ -294,9 +294,26 @@ def data_efficiency(runs: list[dict], pool: int, reference: float | None = None,
     ax.set_xticks([100 * s for s in shares])
     ax.set_xticklabels([f"{100 * s:g}%\n({round(s * pool)})" for s in shares])
     ax.set_xlabel("labelled examples (share of the pool)")
-    ax.set_ylabel("exact match at the BBH level, %")
+    return _percent_axes(fig, ax, "exact match at the BBH level, %", title)
+
+
+def _percent_axes(fig, ax, ylabel: str, title: str):
+    """The finish most plots share: a 0-100% y axis, its label, the title, a small legend; returns ``fig``."""
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, 100)
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def format_curves(rows: list[dict], title: str = "Validation accuracy against examples seen, per format"):
+    """One line per rationale format (``studies.formats.run`` rows, each with ``curve``: (examples seen,
+    validation accuracy) pairs), and each format's final test accuracy as a marker at its end."""
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    for r in rows:
+        xs, ys = zip(*r["curve"]) if r.get("curve") else ((), ())
+        line, = ax.plot(xs, [100 * y for y in ys], marker="o", ms=3, label=f"{r['format']} ({r['accuracy']:.0%} test)")
+        ax.plot([r["examples_seen"]], [100 * r["accuracy"]], marker="*", ms=10, color=line.get_color())
+    ax.set_xlabel("training examples seen")
+    return _percent_axes(fig, ax, "exact match, %", title)

@@ -19,7 +19,6 @@ wall stopped it.
 
 from __future__ import annotations
 
-import json
 import time
 import unicodedata
 from collections import Counter
@@ -48,7 +47,7 @@ from workbench.agent.tools import (
     web_search,
 )
 from workbench.tasks.base import ANSWER_PREFIX, extract_answer
-from workbench.tasks.tool_call import NONE, TOOLS, canonical
+from workbench.tasks.tool_call import NONE, TOOLS, canonical, parse_call
 
 # the tools live in workbench.agent.tools; re-exported so wb.agent.calculator and friends keep working
 __all__ = ["CONDITIONS", "EXAMPLE_RATES", "FACTORS", "MAX_EXPONENT", "MAX_EXPRESSION", "MAX_MAGNITUDE", "Decision",
@@ -156,6 +155,7 @@ class Router:
     tokenizer: Any
     registry: Registry | None = None  # None: a fresh Registry() with every tool
     kind: str = "student"  # "student": rationale then "So the answer is {json}."; "chat": JSON only
+    rationale: bool = True  # a student trained answer-only (its card's train.rationale is False) writes the JSON alone
     constrained: bool = True  # decode with the grammar of the allowed tools
     ground: bool = True  # constrained: free-text values must be copied from the request
     max_new_tokens: int | None = None  # None: 480 for a student's rationale, 160 for a chat answer
@@ -165,7 +165,7 @@ class Router:
         if self.kind not in ("student", "chat"):
             raise ValueError(f'kind must be "student" or "chat", got {self.kind!r}')
         self.registry = self.registry if self.registry is not None else Registry()
-        self.max_new_tokens = self.max_new_tokens or (480 if self.kind == "student" else 160)
+        self.max_new_tokens = self.max_new_tokens or (480 if self.kind == "student" and self.rationale else 160)
         self._grammar = CallGrammar(self.registry.schemas())  # shared when not grounded
 
     def route(self, request: str | bytes) -> Decision:
@@ -236,7 +236,7 @@ class Router:
         if not self.constrained:
             return self._generate([text])[0], False, False
         grammar = CallGrammar(self.registry.schemas(), text, ground=True) if self.ground else self._grammar
-        prefix, suffix = (ANSWER_PREFIX, ".") if self.kind == "student" else (None, "")
+        prefix, suffix = (ANSWER_PREFIX, ".") if self.kind == "student" and self.rationale else (None, "")
         r = constrained_generate(self.model, self.tokenizer, self._prompt(text), grammar, self.max_new_tokens,
                                  answer_prefix=prefix, suffix=suffix)
         return r.text, r.forced, r.fallback
@@ -281,7 +281,7 @@ class Router:
             return
         d.raw, d.forced, d.fallback = answer
         try:
-            d.call = json.loads(self._answer(d.raw))
+            d.call = parse_call(self._answer(d.raw))
         except ValueError as err:
             self._refuse(d, f"the model's call is not valid JSON: {err}")
             return

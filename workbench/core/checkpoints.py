@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 CKPT_DIR = "checkpoints"
+BEST = "best.safetensors"  # the best validation's weights so far (TrainConfig.keep_best)
 
 
 def _write_json(path: Path, obj) -> None:
@@ -27,8 +28,10 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, scheduler, sampler, history) -> Path:
-    """Write ``checkpoints/step-N`` in a temporary folder, rename it, then point ``latest`` at it."""
+def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, scheduler, sampler, history,
+                    best=None) -> Path:
+    """Write ``checkpoints/step-N`` in a temporary folder, rename it, then point ``latest`` at it. ``best``
+    (validation accuracy, step, weights), when given, goes with it as ``best.safetensors``."""
     root = Path(out) / CKPT_DIR
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".step-", dir=root))
@@ -37,7 +40,13 @@ def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, scheduler
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save({"torch": torch.get_rng_state(), "python": random.getstate()}, tmp / "rng.pt")
-    _write_json(tmp / "trainer_state.json", {"step": step, "sampler": sampler.state_dict(), "history": history})
+    state = {"step": step, "sampler": sampler.state_dict(), "history": history}
+    if best is not None:
+        from safetensors.torch import save_file
+
+        save_file(best[2], str(tmp / BEST))
+        state["best"] = {"val_accuracy": best[0], "step": best[1]}
+    _write_json(tmp / "trainer_state.json", state)
     final = root / f"step-{step:07d}"
     if final.exists():
         shutil.rmtree(final)
@@ -79,6 +88,17 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, sampler) -> tuple[i
     random.setstate(_as_tuple(rng["python"]))
     sampler.load_state_dict(state["sampler"])
     return state["step"], state["history"]
+
+
+def load_best(path: Path):
+    """(validation accuracy, step, weights) of the best validation a checkpoint kept, or None."""
+    from safetensors.torch import load_file
+
+    try:
+        meta = json.loads((path / "trainer_state.json").read_text()).get("best")
+        return None if meta is None else (meta["val_accuracy"], meta["step"], load_file(path / BEST))
+    except Exception as err:
+        raise ValueError(f"checkpoint {path} is corrupted or incomplete: {err}") from None
 
 
 def _as_tuple(x):

@@ -45,22 +45,23 @@ def study(profile: str | None = None, **overrides) -> Study:
 
 
 def benchmark(model, tokenizer, st: Study | None = None, folder: str | Path | None = None, pretrained=None,
-              callback=None) -> list[dict]:
+              callback=None, rationale: bool = True) -> list[dict]:
     """Every router on the same requests: the specialist (fp32, int8, exported runtimes, with and without
     constrained decoding, batched) and the pretrained instruct model. ``folder``: ``deploy.export_all``'s output
-    (None: the exported rows are left out). ``pretrained``: (model, tokenizer), loaded if None."""
+    (None: the exported rows are left out). ``pretrained``: (model, tokenizer), loaded if None. ``rationale``:
+    whether the specialist writes one (its card's ``train.rationale``) or the JSON alone."""
     st = st or study()
     examples = deploy.requests(st.n)
     fp32 = param_bytes(model)
     int8 = quantize.dynamic_int8(model)
     budget = st.max_new_tokens
+    kw = dict(max_new_tokens=budget, rationale=rationale)
     specs = [
-        ("specialist fp32, constrained", Router(model, tokenizer, max_new_tokens=budget), examples, 1, fp32),
-        ("specialist fp32, free", Router(model, tokenizer, constrained=False, max_new_tokens=budget), examples, 1,
-         fp32),
-        (f"specialist fp32, free, batch {st.batch}", Router(model, tokenizer, constrained=False,
-                                                            max_new_tokens=budget), examples, st.batch, fp32),
-        ("specialist int8, constrained", Router(int8, tokenizer, max_new_tokens=budget), examples, 1,
+        ("specialist fp32, constrained", Router(model, tokenizer, **kw), examples, 1, fp32),
+        ("specialist fp32, free", Router(model, tokenizer, constrained=False, **kw), examples, 1, fp32),
+        (f"specialist fp32, free, batch {st.batch}", Router(model, tokenizer, constrained=False, **kw), examples,
+         st.batch, fp32),
+        ("specialist int8, constrained", Router(int8, tokenizer, **kw), examples, 1,
          quantize.linear_bytes(int8) + fp32 - quantize.linear_bytes(model)),
     ]
     if folder is not None:
@@ -68,8 +69,7 @@ def benchmark(model, tokenizer, st: Study | None = None, folder: str | Path | No
         for runner in (runtimes.OnnxRunner(folder, tokenizer=tokenizer),
                        runtimes.OnnxRunner(folder, int8=True, tokenizer=tokenizer)):
             specs.append((f"specialist {runner.runtime}, constrained",
-                          Router(runtimes.AsCausalLM(runner), tokenizer, max_new_tokens=budget), fewer, 1,
-                          runner.bytes))
+                          Router(runtimes.AsCausalLM(runner), tokenizer, **kw), fewer, 1, runner.bytes))
     pm, pt = pretrained or load_pretrained(st.pretrained)
     few = deploy.requests(st.pretrained_n)
     specs += [(f"{st.pretrained} (chat), constrained", Router(pm, pt, kind="chat"), few, 1, param_bytes(pm)),
@@ -81,6 +81,28 @@ def benchmark(model, tokenizer, st: Study | None = None, folder: str | Path | No
         if callback:
             callback(rows[-1])
     return rows
+
+
+def by_level(model, tokenizer, levels=(2, 4, 5), n: int = 100, rationale: bool = True) -> list[dict]:
+    """Exact and valid calls per tool_call test level (5: the held-out vocabularies and phrasings), constrained
+    (grounded) and free: where the grammar's copying rule helps, level by level."""
+    from workbench.agent.router import score
+    from workbench.tasks import splits
+
+    rows = []
+    for level in levels:
+        exs = splits.load("tool_call", "test", level=level, n=n)
+        for constrained in (True, False):
+            router = Router(model, tokenizer, constrained=constrained, rationale=rationale)
+            sc = score(router.route_many([e.input for e in exs]), [e.target for e in exs])
+            rows.append({"level": level, "decoding": "constrained" if constrained else "free", **sc})
+    return rows
+
+
+def level_table(rows: list[dict]) -> str:
+    return report.table(rows, {"level": "{level}", "decoding": "{decoding}", "requests": "{n}",
+                               "exact calls": "{accuracy:.0%}", "valid calls": "{valid:.0%}",
+                               "ms / request": "{ms_per_request:.0f}"})
 
 
 def table(rows: list[dict]) -> str:

@@ -24,7 +24,7 @@ from workbench.core import env, report
 from workbench.core.evaluate import EvalConfig, evaluate, student_completion, student_prompt
 from workbench.core.models import StudentConfig, student
 from workbench.core.tokenizer import CharTokenizer
-from workbench.core.train import TrainConfig, train
+from workbench.core.train import TrainConfig, sampler_for, train
 from workbench.tasks import splits
 
 ANSWER = "answer"  # the answer alone, no rationale (a format every task has)
@@ -45,6 +45,7 @@ class Study:
     eval_n: int = 64  # validation questions per evaluation, spread over the trained levels
     compile: bool = True  # torch.compile the training step (pays back after about a minute)
     seed: int = 0
+    pool: int = 300  # memorisation: the size of the fixed pool trained on again and again
 
     SIZES: ClassVar[dict] = {
         "smoke": dict(student=StudentConfig(layers=1, width=32, heads=2, max_len=1024), tokens=20_000, batch_size=8,
@@ -54,9 +55,33 @@ class Study:
     }
 
 
+@dataclass
+class Lesson(Study):
+    """The notebook's live run, about ten minutes on 2 cores in laptop: boolean_expressions answer-only against
+    the full rationale at equal tokens, then the memorisation pair. (``Study`` defaults are the longer
+    comparisons ``scripts/formats.py`` records for every task.)"""
+
+    task: str = "boolean_expressions"
+    formats: tuple[str, ...] = (ANSWER, "full")
+    tokens: int = 1_000_000
+    evals: int = 4
+
+    SIZES: ClassVar[dict] = {
+        "smoke": dict(student=StudentConfig(layers=1, width=32, heads=2, max_len=1024), tokens=20_000, batch_size=8,
+                      test_n=4, other_n=2, compile=False, eval_n=8, pool=16),
+        "gpu": dict(task="dyck_languages", formats=(), tokens=20_000_000, batch_size=64,
+                    student=StudentConfig(layers=6, width=256, heads=8, max_len=1024)),
+    }
+
+
 def study(profile: str | None = None, **overrides) -> Study:
     """The study sized for ``profile`` (smoke: seconds)."""
     return env.sized(Study, profile, **overrides)
+
+
+def lesson(profile: str | None = None, **overrides) -> Lesson:
+    """The notebook's study sized for ``profile``."""
+    return env.sized(Lesson, profile, **overrides)
 
 
 def formats_of(s: Study) -> tuple[str, ...]:
@@ -98,8 +123,8 @@ def score(model, tok, s: Study, cfg: TrainConfig) -> dict:
             "ms_per_question": res.latency_ms}
 
 
-def run_one(s: Study, fmt: str, progress: bool = False) -> dict:
-    cfg = config(s, fmt)
+def run_one(s: Study, fmt: str, progress: bool = False, cfg: TrainConfig | None = None) -> dict:
+    cfg = cfg or config(s, fmt)
     tok = CharTokenizer()
     env.set_seed(s.seed)  # the same initial weights for every format
     model = student(s.student, tok)
@@ -122,6 +147,42 @@ def run(s: Study, progress: bool = False, callback=None) -> list[dict]:
     return rows
 
 
+def memorisation(s: Study, fmt: str = ANSWER, fresh: dict | None = None, progress: bool = False) -> list[dict]:
+    """Memorisation against reasoning: the student of ``fmt``'s run, at the same steps, trained once on a
+    fixed pool of ``s.pool`` examples (seen again and again) and once on fresh generator examples (``fresh``:
+    that run's row from ``run``, with its model, to reuse). Each row has its accuracy on (up to 100 of) the
+    examples it trained on, ``seen_accuracy``, beside the test scores."""
+    from dataclasses import replace
+
+    task = task_suite.get(s.task)
+    rows = []
+    for size in (s.pool, 0):
+        cfg = replace(config(s, fmt), pool=size)
+        if size == 0 and fresh is not None:
+            row, model, tok = dict(fresh), fresh["model"], CharTokenizer()
+        else:
+            row = run_one(s, fmt, progress, cfg=cfg)
+            model, tok = row["model"], CharTokenizer()
+        sampler = sampler_for(cfg)
+        seen = sampler.pool[:100] if size else sampler.examples(0, 0, 100)  # fresh: the first batches it saw
+        row["seen_accuracy"] = evaluate(model, tok, task.name, seen, EvalConfig(
+            rationale=cfg.rationale, format=cfg.format, batch_size=64)).accuracy
+        row.update(data=f"fixed pool of {size}" if size else "fresh examples",
+                   distinct_examples=size or row["examples_seen"])
+        rows.append(row)
+    return rows
+
+
+def memorisation_table(rows: list[dict]) -> str:
+    levels = sorted({lv for r in rows for lv in r["by_level"]})
+    flat = [{**r, **{f"L{lv}": f"{r['by_level'][lv]:.0%}" if lv in r["by_level"] else "-" for lv in levels}}
+            for r in rows]
+    return report.table(flat, {
+        "training data": "{data}", "format": "{format}", "distinct examples": "{distinct_examples:,}",
+        "accuracy on its own training examples": "{seen_accuracy:.0%}", "test, BBH level": "{accuracy:.0%}",
+        **{f"L{lv}": f"{{L{lv}}}" for lv in levels}})
+
+
 def table(rows: list[dict]) -> str:
     levels = sorted({lv for r in rows for lv in r["by_level"]})
     flat = [{**r, **{f"L{lv}": f"{r['by_level'][lv]:.0%}" if lv in r["by_level"] else "-" for lv in levels}}
@@ -130,3 +191,19 @@ def table(rows: list[dict]) -> str:
         "format": "{format}", "accuracy, BBH level": "{accuracy:.0%}",
         **{f"L{lv}": f"{{L{lv}}}" for lv in levels}, "examples seen": "{examples_seen:,}",
         "train tokens": "{train_tokens:,}", "train s": "{train_seconds:.0f}", "ms / question": "{ms_per_question:.0f}"})
+
+
+def sentences(s: Study, rows: list[dict], memo: list[dict] = ()) -> list[str]:
+    """The comparison in words, computed from the rows: the leading format, the hardest level, and the
+    memorisation gap (accuracy on its own training examples minus test accuracy) of each training set."""
+    best = max(rows, key=lambda r: r["accuracy"])
+    others = ", ".join(f"{r['format']} {r['accuracy']:.0%}" for r in rows if r is not best)
+    out = [f"At {s.tokens:,} training tokens each, {best['format']} led at the BBH level with {best['accuracy']:.0%}"
+           + (f" ({others})." if others else ".")]
+    top = max(task_suite.get(s.task).levels)
+    out.append(f"At the hardest level (L{top}): "
+               + ", ".join(f"{r['format']} {r['by_level'].get(top, 0):.0%}" for r in rows) + ".")
+    for m in memo:
+        out.append(f"{m['data']}: {m['seen_accuracy']:.0%} on its own training examples, {m['accuracy']:.0%} on "
+                   f"the test split (gap {100 * (m['seen_accuracy'] - m['accuracy']):+.0f} points).")
+    return out

@@ -9,6 +9,10 @@ request by a fixed rule ("5pm" -> "17:00", "March 4, 2026" -> "2026-03-04", "eur
 so no target is ambiguous. The rationale names the tool, then one line per argument in the
 order the JSON writes them, showing the rule when the text and the value differ.
 
+Rationale formats (``Task.reformat``): ``full`` (the above), ``tool`` (the tool line alone: the decision
+JSON writes last, made first) and ``rules`` (the tool line and only the arguments whose value differs from
+the request's words, ``time: 5pm -> 17:00``; values written as said are copied once, into the JSON).
+
 The scorer says which rule a wrong prediction broke: invalid JSON, unknown tool, a schema
 violation (message from ``jsonschema``), or a valid call that is not the target.
 """
@@ -29,9 +33,10 @@ from .tool_registry import (
     UNITS,
     canonical,
     is_canonical_call,  # noqa: F401  (the task's check, importable with it)
+    parse_call,
     validate_call,
 )
-from .tool_vocab import ASIDES, CHATTER, CHORES, CITIES, EVENTS, MONTHS, NAMES, NO_TOOL, NUMBER_WORDS, PLACES, TOPICS
+from .tool_vocab import HELDOUT, HELDOUT_TIER, MONTHS, NUMBER_WORDS, PHRASINGS, TRAIN, Vocab
 
 
 # --- levels -----------------------------------------------------------------------------------
@@ -42,6 +47,7 @@ class Level:
     max_optional: int  # most optional arguments in one call
     distractors: int  # distractor sentences around the request (at most)
     p_distractor: float  # chance that each distractor is present
+    heldout: bool = False  # values and phrasings from the held-out vocabulary (tool_vocab.HELDOUT)
 
 
 # level -> parameters; level 2 is the reference level
@@ -50,7 +56,11 @@ LEVELS = {
     2: Level((0, 1), 0.3, 1, 1, 0.25),  # sometimes an optional argument, occasional distractor
     3: Level((0, 1, 2), 0.5, 2, 1, 1.0),  # paraphrases, one distractor
     4: Level((2, 3), 0.6, 3, 2, 1.0),  # hard paraphrases, two distractors, several optional arguments
+    # level 2's mix, but every value, phrasing and distractor from the held-out vocabulary: no training
+    # example (levels 1-4) contains them, so this level measures copying against recall
+    5: Level((0, 1), 0.3, 1, 1, 0.25, heldout=True),
 }
+HELDOUT_LEVEL = 5
 P_NONE = 0.08  # share of requests that no tool serves
 
 # --- how values are said ----------------------------------------------------------------------
@@ -116,9 +126,9 @@ def _join_names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _pick(rng: random.Random, tier: int, phrasings: tuple[tuple[str, ...], ...]) -> str:
-    """A phrasing of tier ``tier``: 0 plain, 1 varied, 2 paraphrase, 3 hard."""
-    return rng.choice(phrasings[tier])
+def _pick(rng: random.Random, tier: int, phrasings: tuple[tuple[str, ...], ...], voc: Vocab) -> str:
+    """A phrasing of tier ``tier`` (0 plain, 1 varied, 2 paraphrase, 3 hard), or a held-out one."""
+    return rng.choice(phrasings[HELDOUT_TIER if voc.heldout else tier])
 
 
 def _say_code(rng: random.Random, tier: int, code: str, names: dict[str, str]) -> str:
@@ -128,8 +138,8 @@ def _say_code(rng: random.Random, tier: int, code: str, names: dict[str, str]) -
 
 # --- one generator per tool: (rng, tier, optional args to fill) -> (request, arguments, said) -----
 # ``said`` maps each argument to the words the request used for it, for the rationale.
-def _get_weather(rng, tier, extra):
-    city = rng.choice(CITIES)
+def _get_weather(rng, tier, extra, voc):
+    city = voc.draw_city(rng)
     args, said, tail = {"city": city}, {"city": city}, ""
     if "units" in extra:
         args["units"] = rng.choice(("celsius", "fahrenheit"))
@@ -139,17 +149,11 @@ def _get_weather(rng, tier, extra):
         date = _draw_date(rng)
         args["date"], said["date"] = _iso(*date), _say_date(rng, tier, *date)
         tail += f" on {said['date']}"
-    text = _pick(rng, tier, (
-        ("What's the weather in {city}{tail}", "Get the weather for {city}{tail}"),
-        ("How's the weather in {city}{tail}?", "Weather forecast for {city}{tail}, please."),
-        ("Will I need an umbrella in {city}{tail}?", "Tell me what the weather looks like in {city}{tail}."),
-        ("Heading to {city} soon, what should I expect weather-wise{tail}?",
-         "Is it going to be sunny in {city}{tail}, do you think?"),
-    )).format(city=city, tail=tail)
+    text = _pick(rng, tier, PHRASINGS["get_weather"], voc).format(city=city, tail=tail)
     return text, args, said
 
 
-def _convert_units(rng, tier, extra):
+def _convert_units(rng, tier, extra, voc):
     dim = rng.choice(DIMENSIONS)
     src, dst = rng.sample(dim, 2)
     value, said_value = _draw_amount(rng, tier)
@@ -163,12 +167,8 @@ def _convert_units(rng, tier, extra):
         args["decimals"] = rng.randint(0, 4)
         said["decimals"] = _say_count(rng, tier, args["decimals"])
         tail = f", rounded to {said['decimals']} decimal places"
-    text = _pick(rng, tier, (
-        ("Convert {v} {a} to {b}{tail}",),
-        ("How many {b} is {v} {a}{tail}?", "Change {v} {a} into {b}{tail}."),
-        ("I have {v} {a}; what is that in {b}{tail}?",),
-        ("My recipe says {v} {a} but I only understand {b}, help me out{tail}.",),
-    )).format(v=said_value, a=said["from_unit"], b=said["to_unit"], tail=tail)
+    text = _pick(rng, tier, PHRASINGS["convert_units"], voc).format(v=said_value, a=said["from_unit"],
+                                                                   b=said["to_unit"], tail=tail)
     return text, args, said
 
 
@@ -176,7 +176,7 @@ _OPS = {"+": ("+", "plus", "plus"), "-": ("-", "minus", "minus"), "*": ("*", "ti
         "/": ("/", "divided by", "divided by")}
 
 
-def _calculator(rng, tier, extra):
+def _calculator(rng, tier, extra, voc):
     nums = [rng.randint(2, 999) for _ in range(rng.choice((2, 2, 3)))]
     ops = [rng.choice(tuple(_OPS)) for _ in nums[1:]]
     style = min(tier, 2)
@@ -187,17 +187,12 @@ def _calculator(rng, tier, extra):
     said = " ".join(words)
     if tier >= 3 and len(nums) == 2 and ops[0] in "+*" and rng.random() < 0.5:
         said = f"the {'sum' if ops[0] == '+' else 'product'} of {nums[0]} and {nums[1]}"
-    text = _pick(rng, tier, (
-        ("Calculate {e}", "What is {e}?"),
-        ("Compute {e}.", "How much is {e}?"),
-        ("Could you work out {e} for me?",),
-        ("Quick maths check: what do you get for {e}?", "I need {e}, can you crunch that?"),
-    )).format(e=said)
+    text = _pick(rng, tier, PHRASINGS["calculator"], voc).format(e=said)
     return text, {"expression": expr}, {"expression": said}
 
 
-def _create_calendar_event(rng, tier, extra):
-    title, date = rng.choice(EVENTS), _draw_date(rng)
+def _create_calendar_event(rng, tier, extra, voc):
+    title, date = voc.draw_title(rng), _draw_date(rng)
     args = {"title": title, "date": _iso(*date)}
     said = {"title": title, "date": _say_date(rng, tier, *date)}
     parts = []
@@ -215,24 +210,19 @@ def _create_calendar_event(rng, tier, extra):
         args["duration_minutes"], said["duration_minutes"] = minutes, rng.choice(forms)
         parts.append(f" for {said['duration_minutes']}")
     if "attendees" in extra:
-        args["attendees"] = rng.sample(NAMES, rng.randint(1, 3))
+        args["attendees"] = rng.sample(voc.names, rng.randint(1, 3))
         said["attendees"] = _join_names(args["attendees"])
         parts.append(f" with {said['attendees']}")
     if "location" in extra:
-        args["location"] = said["location"] = rng.choice(PLACES)
+        args["location"] = said["location"] = voc.draw_place(rng)
         parts.append(f" {rng.choice(('in', 'at'))} {args['location']}")
     rng.shuffle(parts)
-    text = _pick(rng, tier, (
-        ('Create a calendar event "{t}" on {d}{x}', 'Add "{t}" to my calendar on {d}{x}'),
-        ('Schedule "{t}" on {d}{x}.', 'Put "{t}" in my calendar for {d}{x}, please.'),
-        ('Please book "{t}" into my calendar on {d}{x}.',),
-        ('Can you block out some time on {d}{x} for "{t}"?', 'Pencil in "{t}" for {d}{x}, would you?'),
-    )).format(t=title, d=said["date"], x="".join(parts))
+    text = _pick(rng, tier, PHRASINGS["create_calendar_event"], voc).format(t=title, d=said["date"], x="".join(parts))
     return text, args, said
 
 
-def _set_reminder(rng, tier, extra):
-    chore = rng.choice(CHORES).format(name=rng.choice(NAMES))
+def _set_reminder(rng, tier, extra, voc):
+    chore = voc.draw_chore(rng)
     h, m = _draw_time(rng)
     args = {"text": chore, "time": f"{h:02d}:{m:02d}"}
     said = {"text": chore, "time": _say_time(rng, tier, h, m)}
@@ -241,17 +231,12 @@ def _set_reminder(rng, tier, extra):
         date = _draw_date(rng)
         args["date"], said["date"] = _iso(*date), _say_date(rng, tier, *date)
         when += f" on {said['date']}"
-    text = _pick(rng, tier, (
-        ("Remind me to {c} {w}", "Set a reminder to {c} {w}"),
-        ("Please remind me to {c} {w}.", "Can you set a reminder {w} to {c}?"),
-        ("Don't let me forget to {c}, ping me {w}.",),
-        ("Could you nudge me {w} so I remember to {c}?", "I keep forgetting to {c}; buzz me {w}."),
-    )).format(c=chore, w=when)
+    text = _pick(rng, tier, PHRASINGS["set_reminder"], voc).format(c=chore, w=when)
     return text, args, said
 
 
-def _search_flights(rng, tier, extra):
-    src, dst = rng.sample(CITIES, 2)
+def _search_flights(rng, tier, extra, voc):
+    src, dst = rng.sample(voc.cities, 2)
     y, mo, d = _draw_date(rng, day_max=20)
     args = {"origin": src, "destination": dst, "date": _iso(y, mo, d)}
     said = {"origin": src, "destination": dst, "date": _say_date(rng, tier, y, mo, d)}
@@ -268,44 +253,29 @@ def _search_flights(rng, tier, extra):
         args["cabin"] = rng.choice(tuple(CABINS))
         said["cabin"] = CABINS[args["cabin"]]
         tail += f" in {said['cabin']}"
-    text = _pick(rng, tier, (
-        ("Find flights from {o} to {d} on {t}{x}",),
-        ("Search for flights from {o} to {d} on {t}{x}.", "I need a flight to {d} from {o} on {t}{x}."),
-        ("Are there any flights leaving {o} for {d} on {t}{x}?",),
-        ("I have to get from {o} to {d} by plane on {t}{x}; what are my options?",
-         "Look for a way to fly into {d}, departing {o} on {t}{x}."),
-    )).format(o=src, d=dst, t=said["date"], x=tail)
+    text = _pick(rng, tier, PHRASINGS["search_flights"], voc).format(o=src, d=dst, t=said["date"], x=tail)
     return text, args, said
 
 
-def _convert_currency(rng, tier, extra):
+def _convert_currency(rng, tier, extra, voc):
     src, dst = rng.sample(tuple(CURRENCIES), 2)
     amount, said_amount = _draw_amount(rng, tier)
     args = {"amount": amount, "from_currency": src, "to_currency": dst}
     said = {"amount": said_amount, "from_currency": _say_code(rng, tier, src, CURRENCIES),
             "to_currency": _say_code(rng, tier, dst, CURRENCIES)}
-    text = _pick(rng, tier, (
-        ("Convert {v} {a} to {b}",),
-        ("How much is {v} {a} in {b}?", "Exchange {v} {a} into {b}."),
-        ("What would {v} {a} be worth in {b}?",),
-        ("I've got {v} {a} left over from my trip; what's that in {b} these days?",),
-    )).format(v=said_amount, a=said["from_currency"], b=said["to_currency"])
+    text = _pick(rng, tier, PHRASINGS["convert_currency"], voc).format(v=said_amount, a=said["from_currency"],
+                                                                      b=said["to_currency"])
     return text, args, said
 
 
-def _web_search(rng, tier, extra):
-    query = rng.choice(TOPICS)
+def _web_search(rng, tier, extra, voc):
+    query = voc.draw_topic(rng)
     args, said, tail = {"query": query}, {"query": query}, ""
     if "num_results" in extra:
         n = rng.randint(3, 10)
         args["num_results"], said["num_results"] = n, _say_count(rng, tier, n)
         tail = f" and show me the top {said['num_results']} results"
-    text = _pick(rng, tier, (
-        ("Search the web for {q}{x}",),
-        ("Look up {q} online{x}.", "Google {q}{x}."),
-        ("Can you find some articles about {q}{x}?",),
-        ("I want to read up on {q}, so dig around online{x}.",),
-    )).format(q=query, x=tail)
+    text = _pick(rng, tier, PHRASINGS["web_search"], voc).format(q=query, x=tail)
     return text, args, said
 
 
@@ -332,13 +302,20 @@ class ToolCall(Task):
     name = "tool_call"
     levels = tuple(LEVELS)
     bbh_level = 2
+    heldout_level = HELDOUT_LEVEL
+    formats = ("full", "tool", "rules")
+
+    def _steps(self, ex: Example, fmt: str) -> list[str]:
+        lines = ex.rationale.split("\n")[:-1]  # "tool: x", then "key: said" or "key: said -> value"
+        return lines[:1] if fmt == "tool" else [lines[0], *(ln for ln in lines[1:] if " -> " in ln)]
 
     def _generate(self, rng: random.Random, level: int) -> Example:
         lv = LEVELS[level]
+        voc = HELDOUT if lv.heldout else TRAIN
         tier = rng.choice(lv.styles)
         if rng.random() < P_NONE:
             tool = NONE
-            request = _pick(rng, tier, NO_TOOL).format(name=rng.choice(NAMES))
+            request = rng.choice(voc.no_tool[0 if voc.heldout else tier]).format(name=voc.draw_name(rng))
             args, said = {}, {}
         else:
             tool = rng.choice(tuple(GENERATORS))
@@ -346,30 +323,29 @@ class ToolCall(Task):
             optional = [k for k in schema["properties"] if k not in schema["required"]]
             rng.shuffle(optional)
             extra = [k for k in optional if rng.random() < lv.p_optional][: lv.max_optional]
-            request, args, said = GENERATORS[tool](rng, tier, extra)
+            request, args, said = GENERATORS[tool](rng, tier, extra, voc)
         target = canonical({"name": tool, "arguments": args})
         steps = [f"tool: {tool}"] + [_step(k, said[k], args[k]) for k in sorted(args)]
         return Example(
             task=self.name,
             level=level,
-            input=self._with_distractors(rng, lv, request),
+            input=self._with_distractors(rng, lv, voc, request),
             rationale=rationale_text(steps, target),
             target=target,
         )
 
     @staticmethod
-    def _with_distractors(rng: random.Random, lv: Level, request: str) -> str:
+    def _with_distractors(rng: random.Random, lv: Level, voc: Vocab, request: str) -> str:
         """Put up to ``lv.distractors`` sentences before or after the request."""
         before, after = [], []
         for i in range(lv.distractors):
             if rng.random() >= lv.p_distractor:
                 continue
             if i == 1:  # the second distractor names a city or person the request does not use
-                city = rng.choice([c for c in CITIES if c not in request])
-                name = rng.choice([n for n in NAMES if n not in request])
-                sentence = rng.choice(ASIDES).format(city=city, name=name)
+                city, name = voc.draw_other(rng, voc.cities, request), voc.draw_other(rng, voc.names, request)
+                sentence = rng.choice(voc.asides).format(city=city, name=name)
             else:
-                sentence = rng.choice(CHATTER)
+                sentence = rng.choice(voc.chatter)
             (before if rng.random() < 0.5 else after).append(sentence)
         if after and request[-1] not in ".?!":
             request += "."
@@ -378,7 +354,7 @@ class ToolCall(Task):
     def diagnose(self, prediction: str, target: str) -> str | None:
         """None when right, else "invalid JSON", "unknown tool 'x'", a schema break, or "wrong call"."""
         try:
-            call = json.loads(prediction)
+            call = parse_call(prediction)
         except ValueError:
             return "invalid JSON"
         reason = validate_call(call)

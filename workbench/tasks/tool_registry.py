@@ -81,10 +81,52 @@ def canonical(call: dict) -> str:
     return json.dumps(call, sort_keys=True, separators=(",", ":"))
 
 
+MAX_CALL_CHARS = 4096  # a call longer than this is refused before parsing
+MAX_CALL_DEPTH = 16  # nesting of objects and arrays (a call needs 3)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def _no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    dup = next((k for k in keys if keys.count(k) > 1), None)
+    if dup is not None:
+        raise ValueError(f"duplicate key {dup!r}")
+    return dict(pairs)
+
+
+def parse_call(text: str):
+    """``json.loads`` for model output: refuses (ValueError) text over ``MAX_CALL_CHARS``, nesting deeper than
+    ``MAX_CALL_DEPTH`` (checked before parsing, so no RecursionError), NaN / Infinity, and duplicate keys."""
+    if len(text) > MAX_CALL_CHARS:
+        raise ValueError(f"the call is {len(text):,} characters; at most {MAX_CALL_CHARS:,} are parsed")
+    depth, deepest, in_string, escaped = 0, 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    if deepest > MAX_CALL_DEPTH:
+        raise ValueError(f"the call nests {deepest} levels deep; at most {MAX_CALL_DEPTH} are parsed")
+    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+
+
 def is_canonical_call(text: str) -> bool:
     """True when ``text`` parses, is a valid call of a known tool, and is written canonically."""
     try:
-        obj = json.loads(text)
+        obj = parse_call(text)
     except ValueError:
         return False
     return isinstance(obj, dict) and validate_call(obj) is None and canonical(obj) == text

@@ -57,7 +57,7 @@ class Study:
 
 @dataclass
 class Lesson(Study):
-    """The notebook's live run, about ten minutes on 2 cores in laptop: boolean_expressions answer-only against
+    """The notebook's live run, about 5 minutes on 2 cores in laptop (measured): boolean_expressions answer-only against
     the full rationale at equal tokens, then the memorisation pair. (``Study`` defaults are the longer
     comparisons ``scripts/formats.py`` records for every task.)"""
 
@@ -173,10 +173,15 @@ def memorisation(s: Study, fmt: str = ANSWER, fresh: dict | None = None, progres
     return rows
 
 
-def memorisation_table(rows: list[dict]) -> str:
+def _with_levels(rows: list[dict]) -> tuple[list[int], list[dict]]:
+    """Every level any row scored, and the rows with an ``L<level>`` percentage column each ("-" if absent)."""
     levels = sorted({lv for r in rows for lv in r["by_level"]})
-    flat = [{**r, **{f"L{lv}": f"{r['by_level'][lv]:.0%}" if lv in r["by_level"] else "-" for lv in levels}}
-            for r in rows]
+    return levels, [{**r, **{f"L{lv}": f"{r['by_level'][lv]:.0%}" if lv in r["by_level"] else "-" for lv in levels}}
+                    for r in rows]
+
+
+def memorisation_table(rows: list[dict]) -> str:
+    levels, flat = _with_levels(rows)
     return report.table(flat, {
         "training data": "{data}", "format": "{format}", "distinct examples": "{distinct_examples:,}",
         "accuracy on its own training examples": "{seen_accuracy:.0%}", "test, BBH level": "{accuracy:.0%}",
@@ -184,9 +189,7 @@ def memorisation_table(rows: list[dict]) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    levels = sorted({lv for r in rows for lv in r["by_level"]})
-    flat = [{**r, **{f"L{lv}": f"{r['by_level'][lv]:.0%}" if lv in r["by_level"] else "-" for lv in levels}}
-            for r in rows]
+    levels, flat = _with_levels(rows)
     return report.table(flat, {
         "format": "{format}", "accuracy, BBH level": "{accuracy:.0%}",
         **{f"L{lv}": f"{{L{lv}}}" for lv in levels}, "examples seen": "{examples_seen:,}",

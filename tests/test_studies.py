@@ -76,9 +76,10 @@ def test_formats_study_spends_the_same_tokens_on_every_format():
     from workbench.studies import formats
 
     s = formats.study("smoke", task="dyck_languages")
-    assert formats.formats_of(s) == ("answer", "full", "closes", "stack")
+    assert formats.formats_of(s) == ("answer", "full", "closes", "stack", "reduce")
     steps = {f: formats.config(replace(s, tokens=500_000), f).steps for f in formats.formats_of(s)}
-    assert steps["answer"] > steps["stack"] > steps["closes"] > steps["full"]  # shorter completions, more steps
+    # shorter completions, more steps
+    assert steps["answer"] > steps["stack"] > steps["reduce"] > steps["closes"] > steps["full"]
     cfg = formats.config(s, "answer")
     assert not cfg.rationale and formats.config(s, "stack").format == "stack"
     row = formats.run_one(s, "stack")

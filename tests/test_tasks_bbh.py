@@ -275,9 +275,45 @@ def test_dyck_compact_formats_end_with_the_open_stack(level, samples):
         assert len(closes) == n_close + 2 and closes[-2] == f"stack: {opened}"
 
 
+@pytest.mark.parametrize("level", DyckLanguages.levels)
+def test_dyck_reduce_cancels_adjacent_pairs_until_only_the_open_brackets_are_left(level, samples):
+    """Each line of ``reduce`` is the line before with every adjacent matched pair deleted (no pair survives
+    that was adjacent before), the lines get strictly shorter, and the last one is the open stack."""
+    task = DyckLanguages()
+    pair = re.compile(r"\(\)|\[\]|\{\}|<>")
+    for ex in samples(task, level)[:100]:
+        lines = task.reformat(ex, "reduce").rationale.split("\n")[:-1]
+        rows = ["".join(ex.input[len(DYCK_PREFIX):].split(" ")), *[ln.replace("empty", "") for ln in lines]]
+        for before, after in zip(rows, rows[1:]):
+            assert after == pair.sub("", before) or (before == after == rows[0] and len(rows) == 2)
+        assert all(len(a) < len(b) for b, a in zip(rows[1:], rows[2:]))
+        opened = "".join({v: k for k, v in CLOSER.items()}[c] for c in reversed(ex.target.split(" ")))
+        assert rows[-1] == opened and not pair.search(rows[-1])
+
+
+def test_dyck_reduce_example():
+    from workbench.tasks.dyck_languages import reduce_lines
+
+    assert reduce_lines("[ [ ] ] < ( ) ( ) > [ ( ) { ( ) } ] { } <".split()) == ["[]<>[{}]<", "[]<", "<"]
+    assert reduce_lines(["[", "("]) == ["[("]  # nothing to cancel: the input, once
+
+
+@pytest.mark.parametrize("level", MultistepArithmeticTwo.levels)
+def test_arithmetic_lsd_is_rewrite_with_computed_numbers_reversed(level, samples):
+    """``lsd`` writes the ``rewrite`` lines with every multi-digit number least-significant digit first:
+    reading each number back the usual way round gives the rewrite line exactly."""
+    task = MultistepArithmeticTwo()
+    for ex in samples(task, level)[:100]:
+        lsd = task.reformat(ex, "lsd").rationale.split("\n")
+        rewrite = task.reformat(ex, "rewrite").rationale.split("\n")
+        assert lsd[-1] == rewrite[-1]  # the answer line, the usual way round
+        assert [re.sub(r"\d+", lambda m: m.group()[::-1], ln) for ln in lsd[:-1]] == rewrite[:-1]
+    assert task.reformat(task.sample(1)[0], "lsd").rationale != task.reformat(task.sample(1)[0], "rewrite").rationale
+
+
 def test_an_unknown_format_is_named():
     task = DyckLanguages()
     ex = task.sample(1)[0]
     with pytest.raises(ValueError, match=r"task 'dyck_languages' has no rationale format 'lsd'; formats are "
-                                         r"\['full', 'closes', 'stack'\]"):
+                                         r"\['full', 'closes', 'stack', 'reduce'\]"):
         task.reformat(ex, "lsd")

@@ -12,7 +12,11 @@ Rationale formats (``Task.reformat``):
   it, bottom first), then one ``close ] ; (`` line per closer until the stack is empty;
 - ``closes``: only the lines of the input's closing brackets (the stack after each), then
   ``stack: ([`` with what is left open;
-- ``stack``: only ``stack: ([``, the brackets left open.
+- ``stack``: only ``stack: ([``, the brackets left open;
+- ``reduce``: the sequence rewritten, one line a round, with every adjacent matched pair (``()``, ``[]``,
+  ``{}``, ``<>``) deleted, written without spaces, until no pair is left: the last line is the brackets
+  left open (``[[]]<()()>[`` -> ``[]<>[`` -> ``[``). Each step is local (a token and its neighbour), the
+  way one cancels brackets by hand; the number of lines is the nesting depth of the closed part.
 """
 
 from __future__ import annotations
@@ -94,6 +98,23 @@ def tokens_of(text: str) -> list[str]:
     return text.removeprefix(PREFIX).split()
 
 
+def reduce_lines(tokens: list[str]) -> list[str]:
+    """The ``reduce`` format's lines: each round deletes every adjacent matched pair, until none is left."""
+    lines, seq = [], list(tokens)
+    while True:
+        keep, i = [], 0
+        while i < len(seq):
+            if i + 1 < len(seq) and PAIRS.get(seq[i]) == seq[i + 1]:
+                i += 2
+            else:
+                keep.append(seq[i])
+                i += 1
+        if lines and len(keep) == len(seq):  # nothing left to cancel
+            return lines
+        lines.append("".join(keep) or EMPTY)
+        seq = keep
+
+
 def stack_line(tokens: list[str]) -> str:
     stack: list[str] = []
     for tok in tokens:
@@ -108,10 +129,12 @@ class DyckLanguages(Task):
     name = "dyck_languages"
     levels = (1, 2, 3, 4, 5)
     bbh_level = 3
-    formats = ("full", "closes", "stack")
+    formats = ("full", "closes", "stack", "reduce")
 
     def _steps(self, ex: Example, fmt: str) -> list[str]:
         tokens = tokens_of(ex.input)
+        if fmt == "reduce":
+            return reduce_lines(tokens)
         if fmt == "stack":
             return [stack_line(tokens)]
         lines, _ = solve(tokens)

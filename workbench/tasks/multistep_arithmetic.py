@@ -11,12 +11,18 @@ Rationale formats (``Task.reformat``):
 - ``rewrite``: one reduction per line, rewriting the whole expression each time
   (``= ((-1 + 2 + 45) - (-2 + -4 + 28))`` ... ``= 46 - 22`` ``= 24``), in the same order (each group's
   products, then its sums, then the groups); a product of two multi-digit numbers still gets its
-  partial products first (MathGLM's step-by-step rewrites; Yang et al., 2023).
+  partial products first (MathGLM's step-by-step rewrites; Yang et al., 2023);
+- ``lsd``: the ``rewrite`` lines with every number of two or more digits written least-significant digit
+  first (``-18`` as ``-81``, ``3780`` as ``0873``), so a sum's or a product's digits come out in the order
+  their carries are computed (Lee et al., 2023: reversed outputs make addition learnable for small
+  transformers). The inputs are single digits, so only computed values are reversed; the answer line
+  is written the usual way round.
 """
 
 from __future__ import annotations
 
 import random
+import re
 
 from .base import Example, Task, rationale_text
 
@@ -155,14 +161,20 @@ def rewrite_steps(groups: list[list[int]], group_ops: list[list[str]], outer: li
     return lines
 
 
+def lsd(line: str) -> str:
+    """``line`` with every number of two or more digits written least-significant digit first."""
+    return re.sub(r"\d{2,}", lambda m: m.group()[::-1], line)
+
+
 class MultistepArithmeticTwo(Task):
     name = "multistep_arithmetic_two"
     levels = (1, 2, 3, 4, 5)
     bbh_level = 3
-    formats = ("full", "rewrite")
+    formats = ("full", "rewrite", "lsd")
 
     def _steps(self, ex: Example, fmt: str) -> list[str]:
-        return rewrite_steps(*parse(ex.input))
+        lines = rewrite_steps(*parse(ex.input))
+        return [lsd(line) for line in lines] if fmt == "lsd" else lines
 
     def _generate(self, rng: random.Random, level: int) -> Example:
         n_groups, n_terms = LEVELS[level]

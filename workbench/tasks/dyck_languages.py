@@ -108,6 +108,8 @@ class DyckLanguages(Task):
     name = "dyck_languages"
     levels = (1, 2, 3, 4, 5)
     bbh_level = 3
+    answer_form = r"[)\]}>]( [)\]}>])*"
+    answer_hint = "closing brackets separated by spaces, e.g. \") ] >\""
     formats = ("full", "closes", "stack")
 
     def _steps(self, ex: Example, fmt: str) -> list[str]:

@@ -402,3 +402,16 @@ def test_artifacts_are_readable_by_other_users(tiny_student, tmp_path):
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "m").iterdir()}
     assert modes and all(m == 0o644 for m in modes.values()), modes
+
+
+def test_constrained_decoding_is_capped_by_the_context(tiny_student):
+    from workbench.agent.constrain import CallGrammar, constrained_generate
+    from workbench.agent.router import Registry
+    from workbench.core.validate import BadInput
+
+    model, tok, _ = tiny_student
+    grammar = CallGrammar(Registry().schemas())
+    r = constrained_generate(model, tok, "x" * 480, grammar, max_new_tokens=480)  # 32 tokens of room
+    assert r.steps < 32 and r.text.endswith(".")
+    with pytest.raises(BadInput, match="reads at most 512 tokens"):
+        constrained_generate(model, tok, "x" * 600, grammar, max_new_tokens=8)

@@ -91,7 +91,7 @@ def test_tool_call_reason_reported(tiny_student):
     ('{"input": "True is", "target": "True"}\n{oops\n', ":2: not valid JSON"),
     ('{"input": "True is"}\n', ':1: expected an object with string fields "input" and "target"'),
     ('[1, 2]\n', ":1: expected an object"),
-    ('{"input": "a", "target": "b", "level": "x"}\n', ":1: level must be an integer"),
+    ('{"input": "a", "target": "True", "level": "x"}\n', ":1: level must be an integer"),
     ("\n", "no examples"),
 ])
 def test_read_jsonl_names_the_bad_line(tmp_path, content, message):
@@ -102,7 +102,7 @@ def test_read_jsonl_names_the_bad_line(tmp_path, content, message):
 
 
 def test_read_jsonl_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(ValueError, match="does not exist"):
         ev.read_jsonl(tmp_path / "nope.jsonl", "boolean_expressions")
 
 

@@ -17,7 +17,7 @@ def test_unknown_name_lists_the_known_ones():
 
 
 def test_folder_without_config_is_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no config.json"):
+    with pytest.raises(ValueError, match="no config.json"):
         models.resolve(str(tmp_path))
 
 

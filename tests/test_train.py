@@ -151,7 +151,7 @@ def test_bad_train_input_leaves_artifacts_alone(tmp_path):
         (["--steps", "0"], "--steps must be a positive integer"),
         (["--out", str(blocker)], "exists and is not a folder"),
         (["--out", str(blocker / "sub")], "is not writable"),
-        ([], "already holds a trained model; pass --resume"),
+        ([], "already holds a trained model"),
         (["--profile", "huge"], "unknown profile 'huge'"),
     ]
     for extra, message in cases:
@@ -162,7 +162,13 @@ def test_bad_train_input_leaves_artifacts_alone(tmp_path):
         assert q.returncode == 2 and message in q.stderr and "Traceback" not in q.stderr, (extra, q.stderr)
     assert _files(out) == before
 
-    # a corrupted checkpoint: one clear line, nothing else changes
+    # --resume never rewrites a finished model
+    q = subprocess.run(_train_cmd(out, steps=16) + ["--resume"], capture_output=True, text=True, env=_env(),
+                       timeout=600)
+    assert q.returncode == 2 and "a finished model is never rewritten" in q.stderr and _files(out) == before
+
+    # a corrupted checkpoint of an unfinished run (no card yet): one clear line, nothing else changes
+    (out / "workbench.json").unlink()
     ckpt = out / "checkpoints" / json.loads((out / "checkpoints" / "latest.json").read_text())["path"]
     (ckpt / "optimizer.pt").write_bytes(b"not a checkpoint")
     before = _files(out)

@@ -9,8 +9,9 @@
     python -m workbench data      # regenerate data/ (the fixed splits)
     python -m workbench report    # reports/results.md from reports/results.json
 
-Bad input (an unknown task, a missing or malformed file, a model that does not exist) prints one
-line on stderr and exits with status 2, never a traceback.
+Bad input (an unknown task, a missing or malformed file, a model that does not exist, an --out that
+holds something else) prints one line on stderr and exits with status 2, never a traceback, and
+changes no file: every argument and file is checked first (``workbench.core.validate``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+from workbench.core.validate import BadInput
 
 
-class UsageError(Exception):
+class UsageError(BadInput):
     """Bad input from the user: printed as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (``error: ...``, status 2) instead of the usage and then the error."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message}")
 
 
 def _int_at_least(minimum: int):
@@ -41,26 +52,44 @@ def _int_at_least(minimum: int):
 _positive, _non_negative = _int_at_least(1), _int_at_least(0)
 
 
+def quiet_transformers() -> None:
+    """No progress bars or load reports from transformers: the CLI's streams hold its results and errors only."""
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
 def cmd_eval(args) -> int:
     from workbench import tasks
-    from workbench.core import env
-    from workbench.core.evaluate import EvalConfig, evaluate, read_jsonl
+    from workbench.core import env, validate
+    from workbench.core.evaluate import EvalConfig, evaluate
     from workbench.core.models import PRETRAINED, load_pretrained, resolve
     from workbench.tasks import splits
 
     try:
         task = tasks.get(args.task)
-        if args.data:
-            examples = read_jsonl(args.data, task.name)[: args.n]
+        if args.data is not None and args.level is not None:
+            raise UsageError("--level selects a level of the task's test split; with --data, put a \"level\" "
+                             "field on the lines instead")
+        if args.predictions is not None:
+            validate.check_new_file(args.predictions, "--predictions", args.force)
+        if args.data is not None:
+            lines = validate.read_examples(args.data, task)[: args.n]
+            labels, examples = [f"{args.data}:{n}" for n, _ in lines], [ex for _, ex in lines]
         else:
-            examples = splits.load(task.name, "test", level=args.level, n=args.n)
+            labels, examples = None, splits.load(task.name, "test", level=args.level, n=args.n)
         where = resolve(args.model)
-    except (ValueError, FileNotFoundError, ModuleNotFoundError) as err:
+        if Path(where).is_dir():
+            validate.check_model_folder(where, args.allow_pickle)
+    except (ValueError, ModuleNotFoundError) as err:
         raise UsageError(str(err)) from None
     env.set_seed(0)
     env.set_threads()
+    quiet_transformers()  # stdout holds the one JSON line, stderr only an error
     try:
-        model, tok = load_pretrained(args.model, device=env.device(), allow_download=args.allow_download)
+        model, tok = load_pretrained(args.model, device=env.device(), allow_download=args.allow_download,
+                                     allow_pickle=args.allow_pickle)
     except (OSError, ValueError) as err:
         raise UsageError(f"could not load model {args.model!r}: {str(err).splitlines()[0]}") from None
     student = type(tok).__name__ == "CharTokenizer"
@@ -70,19 +99,19 @@ def cmd_eval(args) -> int:
         raise UsageError(f"model {args.model!r} has no chat template; drop --chat")
     from workbench.core.artifacts import is_model_folder, read_card
 
-    trained = read_card(where)["train"] if is_model_folder(where) else {}  # a student's card says how it was trained
+    trained = read_card(where).get("train", {}) if is_model_folder(where) else {}  # how a student was trained
     rationale = args.rationale if args.rationale is not None else bool(trained.get("rationale"))
     fmt = trained.get("format", "full")  # sizes the budget; another task's format does not apply here
     cfg = EvalConfig(shots=shots, chat=chat, rationale=rationale, format=fmt if fmt in task.formats else "full",
                      batch_size=args.batch_size)
     local = args.model not in PRETRAINED and where != args.model
     res = evaluate(model, tok, task.name, examples, cfg, model_name=args.model,
-                   model_path=where if local or args.model in PRETRAINED else None)
+                   model_path=where if local or args.model in PRETRAINED else None, labels=labels)
+    if args.predictions is not None:
+        from workbench.core.files import write_atomic
+
+        write_atomic(args.predictions, "".join(json.dumps(p) + "\n" for p in res.predictions))
     print(json.dumps(res.summary()))
-    if args.predictions:
-        with open(args.predictions, "w") as f:
-            for p in res.predictions:
-                f.write(json.dumps(p) + "\n")
     return 0
 
 
@@ -125,8 +154,9 @@ def cmd_bench(args) -> int:
         profile_name(args.profile)
         if args.what == "agent" and args.model:
             from workbench.core.models import resolve
+            from workbench.core.validate import check_model_folder
 
-            resolve(args.model)
+            check_model_folder(resolve(args.model))
     except ValueError as err:
         raise UsageError(str(err)) from None
     if args.what == "agent":
@@ -167,7 +197,7 @@ def cmd_report(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m workbench", description=__doc__.split("\n")[0])
+    p = Parser(prog="python -m workbench", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     e = sub.add_parser("eval", help="score a model on a task; prints one JSON line")
@@ -182,18 +212,24 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--rationale", action=argparse.BooleanOptionalAction, default=None,
                    help="the model writes a rationale before its answer (default: as its card says)")
     e.add_argument("--batch-size", type=_positive, default=8)
-    e.add_argument("--predictions", help="also write every prediction to this JSONL file")
+    e.add_argument("--predictions", help="also write every prediction to this JSONL file (a new file)")
+    e.add_argument("--force", action="store_true", help="let --predictions replace an existing file")
     e.add_argument("--allow-download", action="store_true", help="let a hub id download (off by default)")
+    e.add_argument("--allow-pickle", action="store_true",
+                   help="UNSAFE: load pickle weights (pytorch_model.bin); unpickling can run arbitrary code, so "
+                        "use it only for files you trust (default: safetensors only)")
     e.set_defaults(func=cmd_eval)
 
     t = sub.add_parser("train", help="train a specialist from scratch and save it to --out")
     t.add_argument("--task", required=True, help="the task to train on")
     t.add_argument("--profile", help="smoke, laptop or gpu (default: WORKBENCH_PROFILE, else by hardware)")
-    t.add_argument("--out", required=True, help="folder for the model, its card and checkpoints")
+    t.add_argument("--out", required=True, help="folder for the model, its card and checkpoints: absent, empty, "
+                   "or an unfinished run of the same task (with --resume); a finished model is never rewritten")
     t.add_argument("--steps", type=int, help="optimizer steps (default: the profile's recipe)")
     t.add_argument("--rationale", action=argparse.BooleanOptionalAction, default=None,
                    help="learn a rationale, or the answer only (default: as the task's recipe says)")
-    t.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    t.add_argument("--resume", action="store_true", help="continue the unfinished run in --out from its last "
+                   "checkpoint (same task and arguments)")
     t.set_defaults(func=cmd_train)
 
     b = sub.add_parser("bench", help="benchmarks: `bench train` sets training throughput beside matmul speed; "
@@ -219,9 +255,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
+        args = parser().parse_args(argv)
         return args.func(args)
-    except UsageError as err:
+    except BadInput as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -122,11 +122,15 @@ def _display(tokenizer, ids: list[int]) -> list[str]:
 
 @torch.inference_mode()
 def generation(model, tokenizer, text: str, max_new_tokens: int = 400, chat: bool = False) -> Generation:
-    """Greedy generation for ``text``, keeping the ids that attributions are computed over."""
+    """Greedy generation for ``text``, keeping the ids that attributions are computed over. A prompt the model's
+    context cannot hold is refused (BadInput), and the budget is cut to what the context leaves."""
+    from workbench.core.evaluate import context_left
+
     ids = prompt_ids(tokenizer, text, chat)
+    budget = min(max_new_tokens, context_left(model, len(ids), "the question's prompt"))
     device = next(model.parameters()).device
     x = torch.tensor([ids], device=device)
-    out = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=max_new_tokens, do_sample=False,
+    out = model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=budget, do_sample=False,
                          pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None
                          else tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None)
     new = out[0, len(ids):].tolist()

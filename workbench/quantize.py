@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from workbench.core.artifacts import compression, mark_compressed
+from workbench.core.files import readable
 from workbench.core.models import linear_layers
 
 BITS = (8, 4)
@@ -220,7 +221,7 @@ def save(model, tokenizer, out: str | Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".model-", dir=out)
     os.close(fd)
     save_file(tensors, tmp)
-    os.replace(tmp, out / "model.safetensors")
+    os.replace(readable(tmp), out / "model.safetensors")
     model.config.save_pretrained(out)
     tokenizer.save_pretrained(out)
     (out / SPEC).write_text(json.dumps(spec, indent=1))

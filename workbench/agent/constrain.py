@@ -163,13 +163,21 @@ class ConstrainedDecoder:
 
     def run(self, prompt: str, max_new_tokens: int, suffix: str = ".", max_json_tokens: int = 256) -> Constrained:
         """The completion of ``prompt``: at most ``max_new_tokens`` of free rationale, then a call of at most
-        ``max_json_tokens`` (``grammar.finish`` completes it past that), then ``suffix``."""
+        ``max_json_tokens`` (``grammar.finish`` completes it past that), then ``suffix``. Both budgets are cut so
+        that prompt, rationale, prefix and call fit the model's context; a prompt that fills it is refused."""
         import torch
+
+        from workbench.core.evaluate import context_left
 
         t0 = time.perf_counter()
         self.reset()
+        ids = self.tokenizer(prompt, return_tensors="pt").input_ids[0].tolist()
+        room = context_left(self.model, len(ids), "the request's prompt")
+        prefix = len(self.tokenizer("\n" + self.answer_prefix).input_ids) if self.answer_prefix else 0
+        max_json_tokens = min(max_json_tokens, max(1, room // 2))
+        max_new_tokens = min(max_new_tokens, room - max_json_tokens - prefix - 1)  # <= 0: straight to the call
         with torch.inference_mode():
-            self.feed(self.tokenizer(prompt, return_tensors="pt").input_ids[0].tolist(), first=True)
+            self.feed(ids, first=True)
             while True:
                 if self.start is None and self.free_step(max_new_tokens):
                     continue

@@ -20,9 +20,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.core.files import readable, write_atomic
 from workbench.core.measure import bytes_on_disk
-
-CARD = "workbench.json"
+from workbench.core.validate import CARD, BadInput, check_model_folder, read_json
+from workbench.core.validate import read_card as read_card  # where callers have always found it
 
 
 def is_model_folder(path: str | Path) -> bool:
@@ -37,14 +38,14 @@ def check_writable(out: str | Path) -> Path:
     """
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {str(out)!r} exists and is not a folder")
+        raise BadInput(f"--out {str(out)!r} exists and is not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".probe-", dir=out)
         os.close(fd)
         os.remove(probe)
     except OSError as err:
-        raise ValueError(f"--out {str(out)!r} is not writable ({err.strerror or err})") from None
+        raise BadInput(f"--out {str(out)!r} is not writable ({err.strerror or err})") from None
     return out
 
 
@@ -56,7 +57,7 @@ def save_model(out: str | Path, model, tokenizer, card: dict) -> Path:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        for f in tmp.iterdir():
+        for f in readable(tmp).iterdir():
             os.replace(f, out / f.name)  # each file arrives whole
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -67,14 +68,7 @@ def save_model(out: str | Path, model, tokenizer, card: dict) -> Path:
 def write_card(out: Path, card: dict) -> None:
     """``workbench.json`` and the ``README.md`` model card, each written atomically."""
     for name, text in ((CARD, json.dumps(card, indent=1, sort_keys=True)), ("README.md", model_card(card))):
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}-", dir=out)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, Path(out) / name)
-
-
-def read_card(path: str | Path) -> dict:
-    return json.loads((Path(path) / CARD).read_text())
+        write_atomic(Path(out) / name, text)
 
 
 def model_card(card: dict) -> str:
@@ -153,6 +147,7 @@ def rebuild(path: str | Path, spec_file: str, what: str):
     path = Path(path)
     if not (path / spec_file).is_file():
         raise ValueError(f"{str(path)!r} holds no {what} model (no {spec_file}); load it with load_pretrained")
-    spec = json.loads((path / spec_file).read_text())
+    check_model_folder(path)
+    spec = read_json(path / spec_file, f"{what} spec")
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path)).eval()
     return model, load_tokenizer(str(path)), spec, load_file(path / "model.safetensors")

@@ -17,21 +17,21 @@ from pathlib import Path
 
 import torch
 
-CKPT_DIR = "checkpoints"
+from workbench.core.files import readable, write_atomic
+from workbench.core.validate import CKPT_DIR, BadInput, check_trainer_state, checkpoint_pointer
+
 BEST = "best.safetensors"  # the best validation's weights so far (TrainConfig.keep_best)
 
 
 def _write_json(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=1))
 
 
 def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, scheduler, sampler, history,
-                    best=None) -> Path:
+                    best=None, config: dict | None = None) -> Path:
     """Write ``checkpoints/step-N`` in a temporary folder, rename it, then point ``latest`` at it. ``best``
-    (validation accuracy, step, weights), when given, goes with it as ``best.safetensors``."""
+    (validation accuracy, step, weights), when given, goes with it as ``best.safetensors``; ``config`` (the
+    run's TrainConfig as JSON) lets a resumed run check that it is the same run."""
     root = Path(out) / CKPT_DIR
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".step-", dir=root))
@@ -41,6 +41,8 @@ def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, scheduler
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save({"torch": torch.get_rng_state(), "python": random.getstate()}, tmp / "rng.pt")
     state = {"step": step, "sampler": sampler.state_dict(), "history": history}
+    if config is not None:
+        state["config"] = config
     if best is not None:
         from safetensors.torch import save_file
 
@@ -50,7 +52,7 @@ def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, scheduler
     final = root / f"step-{step:07d}"
     if final.exists():
         shutil.rmtree(final)
-    os.replace(tmp, final)
+    os.replace(readable(tmp), final)
     _write_json(root / "latest.json", {"step": step, "path": final.name})
     for old in sorted(root.glob("step-*"))[:-2]:  # keep the newest two
         shutil.rmtree(old, ignore_errors=True)
@@ -58,20 +60,22 @@ def save_checkpoint(out: Path, step: int, model, tokenizer, optimizer, scheduler
 
 
 def latest_checkpoint(out: Path) -> Path | None:
-    pointer = Path(out) / CKPT_DIR / "latest.json"
-    if not pointer.exists():
-        return None
-    try:
-        name = json.loads(pointer.read_text())["path"]
-    except (json.JSONDecodeError, KeyError) as err:
-        raise ValueError(f"checkpoint pointer {pointer} is corrupted ({err}); delete it to start afresh") from None
-    return Path(out) / CKPT_DIR / name
+    """The checkpoint ``latest.json`` points at (None without one); BadInput when the pointer is damaged or
+    leads outside ``out/checkpoints``."""
+    return checkpoint_pointer(out)
 
 
-def load_checkpoint(path: Path, model, optimizer, scheduler, sampler) -> tuple[int, list]:
-    """Restore everything ``save_checkpoint`` wrote; a damaged file raises one clear ValueError."""
+def load_checkpoint(path: Path, model, optimizer, scheduler, sampler, steps: int | None = None,
+                    config: dict | None = None) -> tuple[int, list]:
+    """Restore everything ``save_checkpoint`` wrote; a damaged file raises one clear ValueError (BadInput), and
+    so does a state of another run: a step outside ``steps``, no sampler state, or another ``config``."""
     from safetensors.torch import load_file
 
+    try:
+        state = json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError) as err:
+        raise BadInput(f"checkpoint {path} is corrupted or incomplete: {err}") from None
+    check_trainer_state(path, state, steps, config)  # before anything is restored
     try:
         weights = load_file(path / "model.safetensors")
         missing, unexpected = model.load_state_dict(weights, strict=False)
@@ -81,9 +85,8 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, sampler) -> tuple[i
         optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
         scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
         rng = torch.load(path / "rng.pt", weights_only=True)
-        state = json.loads((path / "trainer_state.json").read_text())
-    except Exception as err:  # any damage: truncated safetensors, pickles, JSON
-        raise ValueError(f"checkpoint {path} is corrupted or incomplete: {err}") from None
+    except Exception as err:  # any damage: truncated safetensors, pickles
+        raise BadInput(f"checkpoint {path} is corrupted or incomplete: {err}") from None
     torch.set_rng_state(rng["torch"])
     random.setstate(_as_tuple(rng["python"]))
     sampler.load_state_dict(state["sampler"])
@@ -98,7 +101,7 @@ def load_best(path: Path):
         meta = json.loads((path / "trainer_state.json").read_text()).get("best")
         return None if meta is None else (meta["val_accuracy"], meta["step"], load_file(path / BEST))
     except Exception as err:
-        raise ValueError(f"checkpoint {path} is corrupted or incomplete: {err}") from None
+        raise BadInput(f"checkpoint {path} is corrupted or incomplete: {err}") from None
 
 
 def _as_tuple(x):

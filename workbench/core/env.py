@@ -13,6 +13,8 @@ import platform
 import random
 from dataclasses import dataclass, fields, replace
 
+from workbench.core.validate import BadInput
+
 PROFILES = ("smoke", "laptop", "gpu")
 
 
@@ -40,14 +42,17 @@ SIZES: dict[str, Profile] = {
 
 def profile_name(value: str | None = None) -> str:
     """The profile named by ``value`` or ``WORKBENCH_PROFILE``, else gpu with CUDA, else laptop."""
+    source = "profile" if value is not None else "WORKBENCH_PROFILE"
     value = value if value is not None else os.environ.get("WORKBENCH_PROFILE", "")
+    if not isinstance(value, str):
+        raise BadInput(f"{source} {value!r} is not a name; choose one of {', '.join(PROFILES)}")
     value = value.strip().lower()
     if not value:
         import torch
 
         return "gpu" if torch.cuda.is_available() else "laptop"
     if value not in PROFILES:
-        raise ValueError(f"unknown profile {value!r} (from WORKBENCH_PROFILE); choose one of {', '.join(PROFILES)}")
+        raise BadInput(f"unknown profile {value!r} (from {source}); choose one of {', '.join(PROFILES)}")
     return value
 
 

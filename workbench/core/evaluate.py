@@ -9,7 +9,6 @@ Hard's answer-only setting (Suzgun et al., 2022).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from workbench import tasks as task_suite
 from workbench.core import measure
+from workbench.core.validate import BadInput, read_examples
 from workbench.tasks import Example, extract_answer
 from workbench.tasks import splits as task_splits
 
@@ -138,6 +138,8 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
     ``add_special_tokens`` lets the tokenizer add what its model was trained with (Gemma's <bos>);
     turn it off for text that already holds them (a rendered chat template). ``ids=True`` returns
     each completion's token ids instead of its text, up to and including the eos that ended it.
+    Prompt and completion together never pass the model's context: a prompt that fills it is refused
+    (BadInput), and ``max_new_tokens`` is cut to what is left of it.
     """
     device = next(model.parameters()).device
     tokenizer.padding_side = "left"  # decoder-only: new tokens follow every prompt directly
@@ -148,8 +150,9 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
         enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
                         add_special_tokens=add_special_tokens).to(device)
         plen = enc.input_ids.shape[1]
+        budget = min(max_new_tokens, context_left(model, plen, "a prompt"))
         criteria = StoppingCriteriaList([StopOnText(tokenizer, plen, stops)]) if stops else None
-        gen = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
+        gen = model.generate(**enc, max_new_tokens=budget, do_sample=False, use_cache=True,
                              pad_token_id=tokenizer.pad_token_id, stopping_criteria=criteria,
                              temperature=None, top_p=None, top_k=None)
         if ids:
@@ -163,14 +166,34 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
     return out
 
 
+def context_of(model) -> int | None:
+    """The most tokens ``model`` reads (prompt and completion together), when its config says."""
+    return getattr(getattr(model, "config", None), "max_position_embeddings", None)
+
+
+def context_left(model, n_tokens: int, what: str) -> int:
+    """Tokens the model may still write after ``n_tokens`` of prompt; BadInput when the prompt leaves none."""
+    context = context_of(model)
+    if context is None:
+        return 1 << 30
+    if n_tokens >= context:
+        raise BadInput(f"{what} is {n_tokens:,} tokens long; this model reads at most {context:,} tokens, "
+                       "prompt and answer together: shorten the input")
+    return context - n_tokens
+
+
 def answer_of(completion: str, cfg: EvalConfig) -> str:
     """The final answer inside a completion (after "So the answer is", or its first line)."""
     return extract_answer(completion) if cfg.rationale else completion.strip().split("\n", 1)[0].strip()
 
 
 def evaluate(model, tokenizer, task_name: str, examples: list[Example], cfg: EvalConfig | None = None,
-             model_name: str = "", model_path: str | None = None) -> EvalResult:
-    """Score ``model`` on ``examples`` of one task; exact match, overall and by level."""
+             model_name: str = "", model_path: str | None = None, labels: list[str] | None = None) -> EvalResult:
+    """Score ``model`` on ``examples`` of one task; exact match, overall and by level.
+
+    Every prompt is measured before anything is generated: one the model's context cannot hold is refused
+    (BadInput) under its label in ``labels`` (e.g. ``"mine.jsonl:7"``; default ``"example N"``).
+    """
     cfg = cfg or EvalConfig()
     task = task_suite.get(task_name)
     if not examples:
@@ -178,6 +201,9 @@ def evaluate(model, tokenizer, task_name: str, examples: list[Example], cfg: Eva
     if cfg.rationale:
         examples = [task.reformat(ex, cfg.format) for ex in examples]
     prompts = build_prompts(tokenizer, examples, cfg)
+    for i, p in enumerate(prompts):
+        n_tokens = len(tokenizer(p, add_special_tokens=not cfg.chat).input_ids)
+        context_left(model, n_tokens, f"{labels[i] if labels else f'example {i + 1}'}: the input's prompt")
     stops = () if cfg.rationale else ("\n",)
     budget = answer_budget(tokenizer, examples, cfg)
     t0 = time.perf_counter()
@@ -207,32 +233,12 @@ def solve(model, tokenizer, text: str, rationale: bool = True, max_new_tokens: i
 
 # data from users ------------------------------------------------------------------------------
 def read_jsonl(path: str | Path, task_name: str) -> list[Example]:
-    """Examples from a user's JSONL file of ``{"input", "target"}`` objects (``level`` optional).
+    """Examples from a user's JSONL file of ``{"input", "target"}`` objects (``level``, ``rationale`` optional).
 
-    A malformed line raises ValueError naming the file and the line number.
+    Every line is checked against the task (``validate.read_examples``): a bad one raises BadInput (a
+    ValueError) naming the file and the line number.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file {str(path)!r} does not exist")
-    out = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("input"), str) \
-                    or not isinstance(obj.get("target"), str):
-                raise ValueError(f'{path}:{lineno}: expected an object with string fields "input" and "target"')
-            level = obj.get("level", 0)
-            if not isinstance(level, int):
-                raise ValueError(f"{path}:{lineno}: level must be an integer, got {level!r}")
-            out.append(Example(task_name, level, obj["input"], obj.get("rationale", ""), obj["target"]))
-    if not out:
-        raise ValueError(f"{path}: no examples in the file")
-    return out
+    return [ex for _, ex in read_examples(path, task_suite.get(task_name))]
 
 
 # showing results ------------------------------------------------------------------------------

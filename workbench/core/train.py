@@ -19,12 +19,13 @@ data-parallel (each process draws its own examples; gradients are averaged).
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -60,6 +61,10 @@ class TrainConfig:
     keep_best: bool = False  # end with the weights of the best validation accuracy, not the last step's
     pool: int = 0  # >0: draw every batch from one fixed pool of this many examples (memorisation), not fresh
     seed: int = 0  # seeds data order and initialisation-independent randomness
+
+    def as_json(self) -> dict:
+        """The config as JSON would read it back (tuples as lists): what a checkpoint records of its run."""
+        return json.loads(json.dumps(asdict(self)))
 
     def check(self) -> None:
         for name in self.tasks:
@@ -287,7 +292,7 @@ def train(model, tokenizer, cfg: TrainConfig, out: str | Path | None = None, res
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     start, history, best = 0, [], None  # best: (validation accuracy, step, weights) when cfg.keep_best
     if resume and out is not None and (ckpt := latest_checkpoint(Path(out))) is not None:
-        start, history = load_checkpoint(ckpt, model, optimizer, scheduler, sampler)
+        start, history = load_checkpoint(ckpt, model, optimizer, scheduler, sampler, cfg.steps, cfg.as_json())
         best = load_best(ckpt)
     model, optimizer = acc.prepare(model, optimizer)
     model.train()
@@ -334,7 +339,7 @@ def train(model, tokenizer, cfg: TrainConfig, out: str | Path | None = None, res
             acc.wait_for_everyone()
             if acc.is_main_process:
                 save_checkpoint(Path(out), done, acc.unwrap_model(model), tokenizer, optimizer, scheduler,
-                                sampler, history, best)
+                                sampler, history, best, cfg.as_json())
     bar.close()
     acc.wait_for_everyone()
     final = acc.unwrap_model(model).eval()

@@ -98,6 +98,7 @@ def lora_teacher(task: str, cfg: LoraTeacher, progress: bool = False):
     from workbench import lora
     from workbench.core.artifacts import read_card, write_card
     from workbench.core.evaluate import EvalConfig, evaluate
+    from workbench.core.files import readable
     from workbench.core.measure import count_params
     from workbench.core.models import cache_dir, load_pretrained
     from workbench.tasks import splits
@@ -126,7 +127,7 @@ def lora_teacher(task: str, cfg: LoraTeacher, progress: bool = False):
             "train_seconds": seconds, "seconds_per_step": run["seconds_per_step"],
             "eval": {"n": res.n, "accuracy": res.accuracy, "latency_ms": res.latency_ms}}
     write_card(tmp, card)  # the card last: a folder with a card is complete
-    os.replace(tmp, folder)
+    os.replace(readable(tmp), folder)
     return merged, tok, card
 
 
@@ -138,12 +139,9 @@ def _cache_file(kind: str, key: dict) -> Path:
 
 
 def _write_jsonl(path: Path, examples: list[Example]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        for ex in examples:
-            f.write(json.dumps(asdict(ex)) + "\n")
-    os.replace(tmp, path)  # a half-written cache is never read back
+    from workbench.core.files import write_atomic
+
+    write_atomic(path, "".join(json.dumps(asdict(ex)) + "\n" for ex in examples))  # never read back half-written
 
 
 def teacher_texts(teacher, tokenizer, examples: list[Example], teacher_id: str, batch_size: int = 64,

@@ -8,6 +8,7 @@ on their own. Formats are specified in ``shared/TASKS.md``; four tasks follow BI
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import asdict, dataclass, replace
 
 ANSWER_PREFIX = "So the answer is "
@@ -36,6 +37,8 @@ class Task:
     levels: tuple[int, ...] = ()  # every level this task can generate, easiest first
     bbh_level: int = 0  # the level whose examples follow the BBH format (the reference level)
     formats: tuple[str, ...] = (FULL,)  # rationale formats a student can be trained to write (see ``reformat``)
+    answer_form: str = r"[^\n]*\S[^\n]*"  # a regex every answer of the task matches (default: one non-blank line)
+    answer_hint: str = "a non-empty answer on one line"  # ``answer_form`` in words, for error messages
 
     def check_level(self, level: int) -> int:
         if level not in self.levels:
@@ -56,6 +59,10 @@ class Task:
         """``n`` examples from one seed; the same seed always gives the same list."""
         rng = random.Random(f"{self.name}:{seed}:{level}")
         return [self.generate(rng, level) for _ in range(n)]
+
+    def check_target(self, target: str) -> str | None:
+        """None when ``target`` could be an answer of this task, else what an answer looks like."""
+        return None if re.fullmatch(self.answer_form, target) else self.answer_hint
 
     # what a student writes before the answer -------------------------------------------------
     def check_format(self, fmt: str) -> str:

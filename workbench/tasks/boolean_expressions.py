@@ -114,6 +114,8 @@ class BooleanExpressions(Task):
     name = "boolean_expressions"
     levels = (1, 2, 3, 4, 5)
     bbh_level = 3
+    answer_form = r"True|False"
+    answer_hint = "True or False"
 
     def _generate(self, rng: random.Random, level: int) -> Example:
         n_tokens, max_depth = LEVELS[level]

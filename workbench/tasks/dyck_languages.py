@@ -129,6 +129,8 @@ class DyckLanguages(Task):
     name = "dyck_languages"
     levels = (1, 2, 3, 4, 5)
     bbh_level = 3
+    answer_form = r"[)\]}>]( [)\]}>])*"
+    answer_hint = "closing brackets separated by spaces, e.g. \") ] >\""
     formats = ("full", "closes", "stack", "reduce")
 
     def _steps(self, ex: Example, fmt: str) -> list[str]:

@@ -170,6 +170,8 @@ class MultistepArithmeticTwo(Task):
     name = "multistep_arithmetic_two"
     levels = (1, 2, 3, 4, 5)
     bbh_level = 3
+    answer_form = r"-?\d+"
+    answer_hint = "an integer"
     formats = ("full", "rewrite", "lsd")
 
     def _steps(self, ex: Example, fmt: str) -> list[str]:

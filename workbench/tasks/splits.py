@@ -77,6 +77,7 @@ def write_jsonl(examples, dest: Path) -> None:
     with os.fdopen(fd, "w") as f:
         for ex in examples:
             f.write(json.dumps(ex.to_dict() if isinstance(ex, Example) else ex, ensure_ascii=False) + "\n")
+    os.chmod(tmp, 0o644)  # mkstemp makes it 0600: unreadable to the other users of a shared checkout
     os.replace(tmp, dest)
 
 

@@ -156,6 +156,20 @@ def test_boolean_bbh_format(samples):
         assert any(word in ex.input.split() for ex in exs), word
 
 
+def test_boolean_bbh_level_is_shaped_like_bbh():
+    """BBH's 250 questions: 40% without brackets, 51% one deep, 9% deeper; runs of up to 7 nots; and the
+    (bracket pairs, literals) shapes in BBH's proportions, which the generator's own mix misses."""
+    from workbench.tasks.boolean_expressions import BBH_SHAPES, _max_nots, _shape
+
+    exs = BooleanExpressions().sample(1000, seed=0, level=3)  # the rarest shapes are under 1 in 100
+    tokens = [ex.input.split(" ")[:-1] for ex in exs]
+    depth = [nesting(t, "(") for t in tokens]
+    assert 0.33 <= depth.count(0) / len(exs) <= 0.47 and 0.44 <= depth.count(1) / len(exs) <= 0.58
+    assert max(_max_nots(t) for t in tokens) == 7 and {_shape(t) for t in tokens} == set(BBH_SHAPES)
+    for shape, count in BBH_SHAPES.items():
+        assert abs(sum(_shape(t) == shape for t in tokens) / len(exs) - count / 250) < 0.05, shape
+
+
 @pytest.mark.parametrize("level,n_tokens", [(1, 4), (2, 6), (3, 8), (4, 12), (5, 16)])
 def test_boolean_token_counts(level, n_tokens, samples):
     for ex in samples(BooleanExpressions(), level):
@@ -243,6 +257,24 @@ def test_dyck_bbh_level_follows_bbh_lengths(samples):
     assert statistics.mean(closers) == pytest.approx(2, abs=0.2)
 
 
+def test_dyck_bbh_level_nests_as_deep_as_bbh(samples):
+    """BBH's dyck inputs nest about 7 deep on average (median 6, up to 26), deeper for longer inputs: about
+    1.5 times what a uniformly random walk of the same length reaches."""
+    task = DyckLanguages()
+    rows = []
+    for ex in samples(task, task.bbh_level):
+        depth = deepest = 0
+        for tok in ex.input[len(DYCK_PREFIX):].split(" "):
+            depth += 1 if tok in CLOSER else -1
+            deepest = max(deepest, depth)
+        rows.append((depth, deepest, len(ex.input[len(DYCK_PREFIX):].split(" "))))
+    assert all(left == len(ex.target.split(" ")) for (left, _, _), ex in zip(rows, samples(task, task.bbh_level)))
+    depths = [d for _, d, _ in rows]
+    assert 6 <= statistics.mean(depths) <= 8.5 and max(depths) <= 26
+    assert 2 <= statistics.mean(d for _, d, n in rows if n <= 5) <= 3.5
+    assert 12 <= statistics.mean(d for _, d, n in rows if n > 40) <= 18
+
+
 @pytest.mark.parametrize("task,solver,level", CASES, ids=IDS)
 def test_every_format_keeps_the_answer(task, solver, level, samples):
     for fmt in task.formats:
@@ -299,16 +331,18 @@ def test_dyck_reduce_example():
 
 
 @pytest.mark.parametrize("level", MultistepArithmeticTwo.levels)
-def test_arithmetic_lsd_is_rewrite_with_computed_numbers_reversed(level, samples):
-    """``lsd`` writes the ``rewrite`` lines with every multi-digit number least-significant digit first:
-    reading each number back the usual way round gives the rewrite line exactly."""
+def test_arithmetic_lsd_formats_reverse_only_the_computed_numbers(level, samples):
+    """``rewrite_lsd`` and ``full_lsd`` write the ``rewrite`` and ``full`` lines with every multi-digit number
+    least-significant digit first: reading each number back the usual way round gives those lines exactly."""
     task = MultistepArithmeticTwo()
     for ex in samples(task, level)[:100]:
-        lsd = task.reformat(ex, "lsd").rationale.split("\n")
-        rewrite = task.reformat(ex, "rewrite").rationale.split("\n")
-        assert lsd[-1] == rewrite[-1]  # the answer line, the usual way round
-        assert [re.sub(r"\d+", lambda m: m.group()[::-1], ln) for ln in lsd[:-1]] == rewrite[:-1]
-    assert task.reformat(task.sample(1)[0], "lsd").rationale != task.reformat(task.sample(1)[0], "rewrite").rationale
+        for fmt, plain in (("rewrite_lsd", "rewrite"), ("full_lsd", "full")):
+            lsd = task.reformat(ex, fmt).rationale.split("\n")
+            lines = task.reformat(ex, plain).rationale.split("\n")
+            assert lsd[-1] == lines[-1]  # the answer line, the usual way round
+            assert [re.sub(r"\d+", lambda m: m.group()[::-1], ln) for ln in lsd[:-1]] == lines[:-1]
+    ex = MultistepArithmeticTwo().sample(1)[0]
+    assert task.reformat(ex, "full_lsd").rationale != ex.rationale
 
 
 def test_an_unknown_format_is_named():

@@ -1,7 +1,10 @@
 """boolean_expressions: evaluate `True`/`False` expressions with `not`, `and`, `or` and brackets.
 
 BBH format (Suzgun et al., 2022; see shared/TASKS.md): exactly 8 tokens before ` is`, brackets
-nested 0 to 3 deep, Python's precedence. Other levels change the token count and nesting depth.
+nested 0 to 3 deep, Python's precedence. The BBH level follows BBH's own distribution, measured on its
+250 questions: the shape (bracket pairs, literals) is drawn from BBH's table (``BBH_SHAPES``: mostly flat,
+40% without brackets) and runs of up to 7 ``not``s occur. Other levels change the token count and nesting
+depth.
 The rationale rewrites the expression one step per line: one bracket pair removed or one operator
 applied, e.g. ``not True = False ; False and ( True )``.
 """
@@ -20,7 +23,10 @@ LEVELS: dict[int, tuple[int, int]] = {
     4: (12, 4),
     5: (16, 5),
 }
-MAX_NOTS = 3  # longest run of `not`s we generate; longer runs are rejected and redrawn
+MAX_NOTS = 3  # longest run of `not`s we generate below and above the BBH level; longer runs are redrawn
+BBH_MAX_NOTS = 7  # BBH's longest run ("not not not not not not not True is")
+# BBH's 250 questions (suzgunmirac/BIG-Bench-Hard, bbh/boolean_expressions.jsonl) by (bracket pairs, literals)
+BBH_SHAPES = {(0, 1): 2, (0, 2): 6, (0, 3): 31, (0, 4): 62, (1, 1): 2, (1, 2): 30, (1, 3): 87, (2, 2): 29, (3, 1): 1}
 LITERALS = ("True", "False")
 
 
@@ -55,6 +61,24 @@ def _not_term(rng: random.Random, n: int, depth: int) -> list[str]:
     if n == 2 or depth == 0 or rng.random() < 0.3:
         return ["not", *_not_term(rng, n - 1, depth)]
     return ["(", *_or_expr(rng, n - 2, depth - 1), ")"]
+
+
+RARE = ((0, 1), (0, 2), (1, 1))  # shapes the recursive generator draws less than once in 150 tries: built directly
+
+
+def _rare(rng: random.Random, shape: tuple[int, int], n: int) -> list[str]:
+    """An expression of a RARE shape, ``n`` tokens, every placement of its nots equally likely."""
+    lit = lambda k: ["not"] * k + [rng.choice(LITERALS)]  # noqa: E731
+    if shape == (0, 1):
+        return lit(n - 1)
+    a = rng.randint(0, n - 3)  # the nots of (0, 2) and (1, 1): n - 3 of them, split in two runs
+    if shape == (0, 2):
+        return [*lit(a), rng.choice(("and", "or")), *lit(n - 3 - a)]
+    return ["not"] * a + ["(", *lit(n - 3 - a), ")"]
+
+
+def _shape(tokens: list[str]) -> tuple[int, int]:
+    return tokens.count("("), sum(tok in LITERALS for tok in tokens)
 
 
 def _max_depth(tokens: list[str]) -> int:
@@ -120,11 +144,19 @@ class BooleanExpressions(Task):
     def _generate(self, rng: random.Random, level: int) -> Example:
         n_tokens, max_depth = LEVELS[level]
         want = rng.choice(LITERALS)  # draw the answer first so True and False come out balanced
+        shape, max_nots = None, MAX_NOTS
+        if level == self.bbh_level:  # BBH's shapes, drawn by their share; the rest is redrawn until it fits
+            shape = rng.choices(list(BBH_SHAPES), weights=list(BBH_SHAPES.values()))[0]
+            max_nots = BBH_MAX_NOTS
         while True:
-            tokens = _or_expr(rng, n_tokens, max_depth)
-            if _max_nots(tokens) > MAX_NOTS:
+            tokens = _rare(rng, shape, n_tokens) if shape in RARE else _or_expr(rng, n_tokens, max_depth)
+            if _max_nots(tokens) > max_nots or (shape and _shape(tokens) != shape):
                 continue
-            steps, value = solve(tokens)
+            for _ in range(8 if shape else 1):  # at the BBH level keep the found shape, redraw its literals
+                steps, value = solve(tokens)
+                if value == want or not shape:
+                    break
+                tokens = [rng.choice(LITERALS) if tok in LITERALS else tok for tok in tokens]
             if value == want:
                 break
         assert len(tokens) == n_tokens and _max_depth(tokens) <= max_depth

@@ -1,10 +1,12 @@
 """dyck_languages: close the open brackets of a prefix of a Dyck word over ``( [ { <``.
 
 BBH format (Suzgun et al., 2022; see shared/TASKS.md): inputs of 2 to 99 tokens, nesting up to 26
-deep, targets of 1 to 3 closers. BBH's lengths are skewed short (mean about 24 bracket tokens,
-median about 13), so the BBH level draws the length log-uniformly from 2 to 99 (mean 24.8, median
-14); levels 4 and 5 keep the long tail and longer answers. Other levels change input length, depth
-and target length.
+deep, targets of 1 to 3 closers. The BBH level follows BBH's own distribution, measured on its 250
+questions: the input length is drawn from BBH's length histogram (``BBH_LENGTHS``: mean about 24 tokens,
+median 13) and the deepest nesting from a triangular law per length bucket spanning BBH's minimum,
+median and maximum depth there (``BBH_DEPTHS``: BBH nests about 1.5 times deeper than a uniformly random
+walk of the same length would). Levels 4 and 5 keep the long tail and longer answers. Other levels
+change input length, depth and target length.
 
 Rationale formats (``Task.reformat``):
 
@@ -22,7 +24,6 @@ Rationale formats (``Task.reformat``):
 from __future__ import annotations
 
 import itertools
-import math
 import random
 from dataclasses import dataclass
 
@@ -40,29 +41,45 @@ class Level:
     max_depth: int  # deepest nesting in the input
     min_target: int  # fewest closers in the answer
     max_target: int  # most closers in the answer
-    log_length: bool = False  # input length log-uniform in [min_len, max_len] (BBH's skew), else uniform
+    bbh: bool = False  # length and depth drawn from BBH's distribution (BBH_LENGTHS, BBH_DEPTHS), else uniform
 
 
 LEVELS: dict[int, Level] = {
     1: Level(2, 10, 4, 1, 2),  # short and shallow
     2: Level(2, 30, 10, 1, 3),
-    3: Level(2, 99, 26, 1, 3, log_length=True),  # BBH: mostly short, a few long
+    3: Level(2, 99, 26, 1, 3, bbh=True),  # BBH: mostly short, a few long, deep for their length
     4: Level(20, 120, 32, 4, 6),  # longer inputs, longer answers
     5: Level(40, 160, 40, 7, 10),
 }
 
+# BBH's 250 dyck questions (suzgunmirac/BIG-Bench-Hard, bbh/dyck_languages.jsonl): the share of inputs per
+# length bucket (tokens), and the deepest nesting per bucket as (fewest, median, most)
+BBH_LENGTHS = {(2, 5): 0.204, (6, 10): 0.224, (11, 20): 0.22, (21, 40): 0.164, (41, 60): 0.08, (61, 80): 0.048,
+               (81, 99): 0.06}
+BBH_DEPTHS = {(2, 5): (1, 3, 4), (6, 10): (2, 4, 6), (11, 20): (3, 6, 10), (21, 40): (4, 9, 14),
+              (41, 60): (7, 12, 19), (61, 80): (11, 15.5, 24), (81, 99): (11, 16, 26)}
 
-def _heights(rng: random.Random, n: int, end: int, max_depth: int) -> list[int]:
-    """A uniformly random walk of ``n`` +-1 steps from 0 to ``end`` that stays within 0..max_depth."""
-    # ways[i][h]: walks from height h after i steps to ``end`` after n steps
-    ways = [[0] * (max_depth + 2) for _ in range(n + 1)]
-    ways[n][end] = 1
+
+def _heights(rng: random.Random, n: int, end: int, max_depth: int, reach: bool = False) -> list[int]:
+    """A uniformly random walk of ``n`` +-1 steps from 0 to ``end`` that stays within 0..max_depth (and, with
+    ``reach``, touches max_depth)."""
+    # ways[i][h][r]: walks from height h after i steps to ``end`` after n steps that touch max_depth
+    # (r = 0: not yet touched, so they must still; r = 1: touched already, or no touch asked)
+    ways = [[[0, 0] for _ in range(max_depth + 2)] for _ in range(n + 1)]
+    ways[n][end] = [0 if reach else 1, 1]
     for i in range(n - 1, -1, -1):
         for h in range(max_depth + 1):
-            ways[i][h] = ways[i + 1][h + 1] + (ways[i + 1][h - 1] if h > 0 else 0)
-    heights, h = [0], 0
+            for r in (0, 1):
+                up = ways[i + 1][h + 1][1 if h + 1 == max_depth else r] if h < max_depth else 0
+                ways[i][h][r] = up + (ways[i + 1][h - 1][r] if h > 0 else 0)
+    heights, h, r = [0], 0, 0 if reach and max_depth > 0 else 1
     for i in range(n):
-        h += 1 if rng.randrange(ways[i][h]) < ways[i + 1][h + 1] else -1
+        up = ways[i + 1][h + 1][1 if h + 1 == max_depth else r] if h < max_depth else 0
+        if rng.randrange(ways[i][h][r]) < up:
+            h += 1
+            r = 1 if h == max_depth else r
+        else:
+            h -= 1
         heights.append(h)
     return heights
 
@@ -86,11 +103,20 @@ def solve(tokens: list[str]) -> tuple[list[str], list[str]]:
 
 def _length(rng: random.Random, cfg: Level, n_close: int) -> int:
     """An input length at least ``n_close`` with its parity (n pushes and pops leave n_close open)."""
-    lengths = [k for k in range(max(cfg.min_len, n_close), cfg.max_len + 1) if (k - n_close) % 2 == 0]
-    if not cfg.log_length:
-        return rng.choice(lengths)
-    want = math.exp(rng.uniform(math.log(cfg.min_len), math.log(cfg.max_len + 1)))
-    return min(lengths, key=lambda k: (abs(k - want), k))
+    lo, hi = cfg.min_len, cfg.max_len
+    if cfg.bbh:
+        lo, hi = rng.choices(list(BBH_LENGTHS), weights=list(BBH_LENGTHS.values()))[0]
+    lengths = [k for k in range(max(lo, n_close), hi + 1) if (k - n_close) % 2 == 0]
+    return rng.choice(lengths)
+
+
+def _depth(rng: random.Random, cfg: Level, n: int, n_close: int) -> tuple[int, bool]:
+    """(the cap on nesting, whether the walk must reach it): BBH's depth for the length at the BBH level."""
+    if not cfg.bbh:
+        return cfg.max_depth, False
+    low, mode, high = next(d for (a, b), d in BBH_DEPTHS.items() if a <= n <= b)
+    depth = round(rng.triangular(low, high, mode))
+    return min(max(depth, n_close), (n + n_close) // 2, cfg.max_depth), True  # what n tokens can reach
 
 
 def tokens_of(text: str) -> list[str]:
@@ -146,7 +172,7 @@ class DyckLanguages(Task):
         cfg = LEVELS[level]
         n_close = rng.randint(cfg.min_target, cfg.max_target)
         n = _length(rng, cfg, n_close)
-        heights = _heights(rng, n, n_close, cfg.max_depth)
+        heights = _heights(rng, n, n_close, *_depth(rng, cfg, n, n_close))
         stack: list[str] = []
         tokens = []
         for before, after in itertools.pairwise(heights):

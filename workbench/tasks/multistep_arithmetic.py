@@ -12,11 +12,11 @@ Rationale formats (``Task.reformat``):
   (``= ((-1 + 2 + 45) - (-2 + -4 + 28))`` ... ``= 46 - 22`` ``= 24``), in the same order (each group's
   products, then its sums, then the groups); a product of two multi-digit numbers still gets its
   partial products first (MathGLM's step-by-step rewrites; Yang et al., 2023);
-- ``lsd``: the ``rewrite`` lines with every number of two or more digits written least-significant digit
-  first (``-18`` as ``-81``, ``3780`` as ``0873``), so a sum's or a product's digits come out in the order
-  their carries are computed (Lee et al., 2023: reversed outputs make addition learnable for small
-  transformers). The inputs are single digits, so only computed values are reversed; the answer line
-  is written the usual way round.
+- ``rewrite_lsd`` and ``full_lsd``: the ``rewrite`` or ``full`` lines with every number of two or more
+  digits written least-significant digit first (``-18`` as ``-81``, ``3780`` as ``0873``), so a sum's or a
+  product's digits come out in the order their carries are computed (Lee et al., 2023: reversed outputs
+  make addition learnable for small transformers). The inputs are single digits, so only computed values
+  are reversed; the answer line is written the usual way round.
 """
 
 from __future__ import annotations
@@ -172,11 +172,13 @@ class MultistepArithmeticTwo(Task):
     bbh_level = 3
     answer_form = r"-?\d+"
     answer_hint = "an integer"
-    formats = ("full", "rewrite", "lsd")
+    formats = ("full", "rewrite", "rewrite_lsd", "full_lsd")
 
     def _steps(self, ex: Example, fmt: str) -> list[str]:
+        if fmt == "full_lsd":
+            return [lsd(line) for line in ex.rationale.split("\n")[:-1]]
         lines = rewrite_steps(*parse(ex.input))
-        return [lsd(line) for line in lines] if fmt == "lsd" else lines
+        return [lsd(line) for line in lines] if fmt == "rewrite_lsd" else lines
 
     def _generate(self, rng: random.Random, level: int) -> Example:
         n_groups, n_terms = LEVELS[level]

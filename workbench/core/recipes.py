@@ -28,8 +28,8 @@ from workbench.core.validate import check_out_folder
 
 # bumped when a task's stored splits change: dyck_languages 2, BBH-shaped lengths at the BBH level, 3 and
 # boolean_expressions 2, BBH's own length, depth and shape distributions (measured on its 250 questions);
-# tool_call 2: open vocabularies, a held-out level
-DATA_VERSION = {"boolean_expressions": 2, "dyck_languages": 3, "tool_call": 2}
+# tool_call 2: open vocabularies, a held-out level; word_sorting 2: words as rare as BBH's
+DATA_VERSION = {"boolean_expressions": 2, "dyck_languages": 3, "tool_call": 2, "word_sorting": 2}
 
 # (student, training) per task in the laptop profile; smoke and gpu are derived below. Step counts
 # for arithmetic, dyck and word_sorting are those measured before the loop was compiled (~25% faster

@@ -3,8 +3,10 @@
     Sort the following words alphabetically: List: pear apple apricot
     -> apple apricot pear
 
-Words come from wordfreq's English list (``wordfreq.top_n_list``), so the data is new but the
-vocabulary is real. Targets use Python's ``sorted()``: code-point order, so ``'`` and ``&`` sort
+Words are real English words as rare as BBH's: a band of wordfreq rank is drawn with BBH's share of words
+in it (``BBH_RANK_BANDS``, measured on BBH's 250 questions: half its words lie outside the 30,000 most
+frequent), then a word of that band (``word_bands.json``, written by ``scripts/word_bands.py`` from wordfreq
+and english-words). Targets use Python's ``sorted()``: code-point order, so ``'`` and ``&`` sort
 before letters and a word sorts before its own extensions (``pea`` < ``peach``).
 
 The rationale is a two-pass bucket sort a small model can follow one line at a time:
@@ -16,9 +18,11 @@ read top to bottom.
 from __future__ import annotations
 
 import functools
+import json
 import random
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from .base import Example, Task, rationale_text
 
@@ -40,23 +44,33 @@ LEVELS = {
     5: Level((31, 40), 4, (3, 6), 3),  # long lists, four groups sharing a 3-letter prefix
 }
 
-VOCAB_SIZE = 30_000  # wordfreq words read before filtering (the most frequent first)
 PROMPT = "Sort the following words alphabetically: List: "
-_WORD = re.compile(r"[a-z'&]+")
+WORD = re.compile(r"[a-z'&]+")
+BANDS_FILE = Path(__file__).with_name("word_bands.json")
+# (first, last + 1) wordfreq rank (None: no end; words wordfreq does not rank are in the last band) -> the share
+# of BBH's 2,881 word_sorting words in that band (suzgunmirac/BIG-Bench-Hard, bbh/word_sorting.jsonl)
+BBH_RANK_BANDS = {(0, 5000): .117, (5000, 10000): .093, (10000, 20000): .168, (20000, 30000): .123,
+                  (30000, 45000): .134, (45000, 60000): .094, (60000, 80000): .070, (80000, 100000): .051,
+                  (100000, 150000): .055, (150000, 200000): .028, (200000, None): .066}
+
+
+@functools.cache
+def bands() -> tuple[tuple[str, ...], ...]:
+    """The words of each ``BBH_RANK_BANDS`` band, in its order (each sorted)."""
+    data = json.loads(BANDS_FILE.read_text())["bands"]
+    return tuple(tuple(data[f"{lo}-{hi or ''}"]) for lo, hi in BBH_RANK_BANDS)
 
 
 @functools.cache
 def vocabulary() -> tuple[str, ...]:
-    """wordfreq's frequent English words: lowercase, ``[a-z'&]+``, at least 2 letters; sorted."""
-    try:
-        import wordfreq
-    except ImportError:
-        raise ImportError("word_sorting needs wordfreq: pip install wordfreq") from None
-    words = {
-        w for w in wordfreq.top_n_list("en", VOCAB_SIZE)
-        if _WORD.fullmatch(w) and sum(c.isalpha() for c in w) >= 2
-    }
-    return tuple(sorted(words))  # sorted, so a seed draws the same words whatever the set order
+    """Every word of every band: lowercase, ``[a-z'&]+``, at least 2 letters; sorted."""
+    return tuple(sorted({w for band in bands() for w in band}))
+
+
+def draw_word(rng: random.Random) -> str:
+    """A word as rare as BBH's: a band drawn with BBH's share, then a word of it."""
+    band = rng.choices(bands(), weights=tuple(BBH_RANK_BANDS.values()))[0]
+    return rng.choice(band)
 
 
 @functools.cache
@@ -92,7 +106,6 @@ class WordSorting(Task):
     bbh_level = 3
 
     def _draw_words(self, rng: random.Random, lv: Level) -> list[str]:
-        vocab = vocabulary()
         n = rng.randint(*lv.n_words)
         chosen: list[str] = []
         if lv.clusters:
@@ -101,7 +114,7 @@ class WordSorting(Task):
                 k = rng.randint(*lv.cluster_size)
                 chosen += [w for w in rng.sample(group, k) if w not in chosen]
         while len(chosen) < n:
-            w = rng.choice(vocab)
+            w = draw_word(rng)
             if w not in chosen:
                 chosen.append(w)
         rng.shuffle(chosen)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import struct
 import subprocess
 from pathlib import Path
@@ -113,8 +114,8 @@ def _symlinked(d):
     _write(d / "run" / "checkpoints" / "latest.json", json.dumps({"step": 9, "path": "step-0000009"}))
 
 
-def _lock(d, pid):
-    _write(d / "run" / ".workbench.lock", f"{pid} {os.uname().nodename}\n")
+def _lock(d, pid, host=None):
+    _write(d / "run" / ".workbench.lock", f"{pid} {host or socket.gethostname()}\n" if pid is not None else host)
 
 
 def _copy_model_to_run(d, card=None):
@@ -215,6 +216,15 @@ CASES = [
     ("train-out-in-use", TRAIN, lambda d: _lock(d, os.getpid()), "is in use by process", {}),
     ("resume-out-in-use", RESUME, lambda d: (_unfinished(d), _lock(d, os.getpid())),
      "is in use by process", {}),
+    ("train-out-locked-on-other-host", TRAIN, lambda d: _lock(d, _dead_pid(), "other-host"),
+     "on host 'other-host' ({d}/run/.workbench.lock), which this machine cannot check; "
+     "wait for that run, or if it has ended delete", {}),
+    ("resume-out-locked-on-other-host", RESUME, lambda d: (_unfinished(d), _lock(d, os.getpid(), "other-host")),
+     "on host 'other-host'", {}),
+    ("train-out-lock-garbage", TRAIN, lambda d: _lock(d, None, "garbage"),
+     "lock file {d}/run/.workbench.lock holding 'garbage', not 'PID HOST'; if no run is using the folder, delete",
+     {}),
+    ("train-out-lock-empty", TRAIN, lambda d: _lock(d, None, ""), "holding '', not 'PID HOST'", {}),
     ("predictions-existing-file", [*EVAL, "--n", "2", "--predictions", "{d}/p.jsonl"],
      lambda d: _write(d / "p.jsonl", "keep me\n"), "exists; pass --force to replace it", {}),
     ("predictions-a-folder", [*EVAL, "--n", "2", "--predictions", "{d}/pdir"], lambda d: (d / "pdir").mkdir(),
@@ -348,6 +358,16 @@ def test_a_stale_lock_is_reported_and_taken_over(tmp_path, capsys):
         assert (tmp_path / "run" / ".workbench.lock").read_text().split()[0] == str(os.getpid())
     assert f"left by process {pid}, which is no longer running" in capsys.readouterr().err
     assert not (tmp_path / "run" / ".workbench.lock").exists()  # released
+
+
+def test_a_stale_lock_taken_over_by_another_run_in_between_is_left_to_it(tmp_path):
+    from workbench.core.files import take_over_stale
+
+    lock = tmp_path / ".workbench.lock"
+    lock.write_text("12 this-host\n")  # another run replaced the stale "11 this-host" a moment ago
+    assert not take_over_stale(lock, "11 this-host\n", "13 this-host\n")
+    assert lock.read_text() == "12 this-host\n" and [p.name for p in tmp_path.iterdir()] == [lock.name]
+    assert take_over_stale(lock, "12 this-host\n", "13 this-host\n") and lock.read_text() == "13 this-host\n"
 
 
 def test_a_live_lock_refuses_a_second_run(tmp_path):

@@ -320,7 +320,7 @@ def check_out_folder(out: str | Path, task: str, resume: bool = False) -> Path:
         raise BadInput(f"--out {str(out)!r} exists and is not a folder")
     if not out.exists():
         return out
-    entries = sorted(p.name for p in out.iterdir() if p.name != LOCK and not p.name.startswith(SCRATCH))
+    entries = sorted(p.name for p in out.iterdir() if not p.name.startswith((LOCK, *SCRATCH)))
     if not entries:
         return out
     if (out / CARD).exists():

@@ -114,8 +114,8 @@ def _symlinked(d):
     _write(d / "run" / "checkpoints" / "latest.json", json.dumps({"step": 9, "path": "step-0000009"}))
 
 
-def _lock(d, pid, host=None):
-    _write(d / "run" / ".workbench.lock", f"{pid} {host or socket.gethostname()}\n" if pid is not None else host)
+def _lock(d, pid, host=None, folder="run"):
+    _write(d / folder / ".workbench.lock", f"{pid} {host or socket.gethostname()}\n" if pid is not None else host)
 
 
 def _copy_model_to_run(d, card=None):
@@ -134,6 +134,7 @@ EVAL = ["eval", "--task", "boolean_expressions", "--model", "{d}/model"]
 DATA = [*EVAL, "--data", "{d}/data.jsonl"]
 TRAIN = ["train", "--task", "boolean_expressions", "--profile", "smoke", "--steps", "16", "--out", "{d}/run"]
 RESUME = [*TRAIN, "--resume"]
+BENCH = ["bench", "agent", "--profile", "smoke", "--out", "{d}/exp"]
 REPORT, REPORTS = ["report", "--profile", "smoke"], {"WORKBENCH_REPORT_DIR": "{d}/reports"}
 
 
@@ -225,6 +226,20 @@ CASES = [
      "lock file {d}/run/.workbench.lock holding 'garbage', not 'PID HOST'; if no run is using the folder, delete",
      {}),
     ("train-out-lock-empty", TRAIN, lambda d: _lock(d, None, ""), "holding '', not 'PID HOST'", {}),
+    ("bench-out-user-files", BENCH, lambda d: _write(d / "exp" / "model.onnx", "mine"),
+     "--out '{d}/exp' holds files that are not an export of this workbench (model.onnx)", {}),
+    ("bench-out-current-folder", [*BENCH[:-1], "."], lambda d: _write(d / "README.md", "# mine\n"),
+     "holds files that are not an export of this workbench (README.md, model)", {}),
+    ("bench-out-a-model-folder", [*BENCH[:-1], "{d}/model"], None, "/model' holds files that are not an export", {}),
+    ("bench-out-a-file", BENCH, lambda d: _write(d / "exp", "x"), "exists and is not a folder", {}),
+    ("bench-out-empty-string", [*BENCH[:-1], ""], None, "--out '' names no folder", {}),
+    ("bench-out-export-spec-garbage", BENCH, lambda d: _write(d / "exp" / "export.json", "{"),
+     "exp/export.json:1: export spec is not valid JSON", {}),
+    ("bench-out-export-spec-no-artifacts", BENCH, lambda d: _write(d / "exp" / "export.json", '{"artifacts": []}'),
+     'export.json: no "artifacts" object', {}),
+    ("bench-out-in-use", BENCH,
+     lambda d: (_write(d / "exp" / "export.json", '{"artifacts": {}}'), _lock(d, os.getpid(), folder="exp")),
+     "--out '{d}/exp' is in use by process", {}),
     ("predictions-existing-file", [*EVAL, "--n", "2", "--predictions", "{d}/p.jsonl"],
      lambda d: _write(d / "p.jsonl", "keep me\n"), "exists; pass --force to replace it", {}),
     ("predictions-a-folder", [*EVAL, "--n", "2", "--predictions", "{d}/pdir"], lambda d: (d / "pdir").mkdir(),

@@ -240,7 +240,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--profile", help="whose recipe to time (default: WORKBENCH_PROFILE, else by hardware)")
     b.add_argument("--steps", type=_positive, default=120, help="steps timed (after two warm-up buckets)")
     b.add_argument("--out", default="artifacts/tool_call_export",
-                   help="bench agent: folder for the exported ONNX / torch.export models")
+                   help="bench agent: folder for the exported ONNX / torch.export models: absent, empty, or one an "
+                   "earlier export wrote (its exported files are replaced; nothing else is touched)")
     b.add_argument("--model", help="bench agent: a folder with a trained tool_call student (default: the "
                    "profile's cached specialist)")
     b.set_defaults(func=cmd_bench)

@@ -310,17 +310,27 @@ def check_trainer_state(path: Path, state, steps: int | None = None, config: dic
     return state
 
 
+def _folder_entries(out: str | Path, flag: str = "--out") -> tuple[Path, list[str]]:
+    """``out`` as a Path and the names in it (none when absent), but for the lock and scratch files of the
+    workbench's own writes; BadInput when it names no folder or is a file."""
+    if not str(out).strip():
+        raise BadInput(f"{flag} {str(out)!r} names no folder; give a new or empty folder")
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"{flag} {str(out)!r} exists and is not a folder")
+    if not out.exists():
+        return out, []
+    return out, sorted(p.name for p in out.iterdir() if not p.name.startswith((LOCK, *SCRATCH)))
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
 def check_out_folder(out: str | Path, task: str, resume: bool = False) -> Path:
     """``--out`` for a training run: absent, empty, or a folder this project wrote for the same ``task``
     (an unfinished run, with ``resume``). A finished model is never rewritten. Nothing is created here."""
-    if not str(out).strip():
-        raise BadInput(f"--out {str(out)!r} names no folder; give a new or empty folder")
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {str(out)!r} exists and is not a folder")
-    if not out.exists():
-        return out
-    entries = sorted(p.name for p in out.iterdir() if not p.name.startswith((LOCK, *SCRATCH)))
+    out, entries = _folder_entries(out)
     if not entries:
         return out
     if (out / CARD).exists():
@@ -331,8 +341,8 @@ def check_out_folder(out: str | Path, task: str, resume: bool = False) -> Path:
                        "(not by --resume either): choose another folder")
     ckpt = checkpoint_pointer(out)
     if ckpt is None:
-        raise BadInput(f"--out {str(out)!r} holds files this workbench did not write ({', '.join(entries[:3])}"
-                       f"{', ...' if len(entries) > 3 else ''}); give an absent or empty folder")
+        raise BadInput(f"--out {str(out)!r} holds files this workbench did not write ({_some(entries)}); "
+                       "give an absent or empty folder")
     written = read_json(ckpt / "trainer_state.json", "trainer state", STATE_SHAPE).get("config") or {}
     if written.get("tasks", [task]) != [task]:
         raise BadInput(f"--out {str(out)!r} holds an unfinished run of {', '.join(map(str, written['tasks']))}, "
@@ -341,3 +351,30 @@ def check_out_folder(out: str | Path, task: str, resume: bool = False) -> Path:
         raise BadInput(f"--out {str(out)!r} holds checkpoints of an unfinished run; pass --resume to continue it "
                        "or choose another folder")
     return out
+
+
+EXPORT_SPEC = "export.json"  # what ``agent.export`` writes beside the files it exports
+EXPORT_SHAPE = 'an object with "artifacts" (an object), as an export writes it'
+
+
+def check_export_folder(out: str | Path, flag: str = "--out") -> Path:
+    """A folder to export models into (``bench agent --out``): absent, empty, or one an earlier export wrote (its
+    ``export.json`` reads), whose exported files a new export replaces. A folder of anything else is refused:
+    its files are never overwritten. Nothing is created here."""
+    out, entries = _folder_entries(out, flag)
+    if not entries:
+        return out
+    if EXPORT_SPEC not in entries:
+        raise BadInput(f"{flag} {str(out)!r} holds files that are not an export of this workbench "
+                       f"({_some(entries)}); give an absent or empty folder, or one an earlier export wrote")
+    read_export_spec(out)
+    return out
+
+
+def read_export_spec(folder: str | Path) -> dict:
+    """An export folder's ``export.json``, checked: an object with an ``artifacts`` object."""
+    path = Path(folder) / EXPORT_SPEC
+    spec = read_json(path, "export spec", EXPORT_SHAPE)
+    if not isinstance(spec.get("artifacts"), dict):
+        raise BadInput(f"{path}: no \"artifacts\" object; expected {EXPORT_SHAPE}")
+    return spec

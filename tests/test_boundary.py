@@ -34,6 +34,24 @@ def base(tiny_student, tmp_path_factory):
     return root
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _splits_made_once():
+    """``splits.texts`` remembered across this module: the cases test what ``data`` does with the text, and
+    generating a task's splits takes seconds."""
+    from workbench.tasks import splits
+
+    made, texts = {}, splits.texts
+
+    def remembered(task_name, data_dir=splits.DATA_DIR):
+        if task_name not in made:
+            made[task_name] = {p.relative_to(data_dir): t for p, t in texts(task_name, data_dir).items()}
+        return {Path(data_dir) / rel: t for rel, t in made[task_name].items()}
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(splits, "texts", remembered)
+        yield
+
+
 def _write(path: Path, content) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -118,6 +136,17 @@ def _lock(d, pid, host=None, folder="run"):
     _write(d / folder / ".workbench.lock", f"{pid} {host or socket.gethostname()}\n" if pid is not None else host)
 
 
+def _edited_split(d):
+    """``d/splits`` as ``data --task tool_call`` writes it, but line 3 of the validation split edited by hand."""
+    from workbench.tasks import splits
+
+    for path, text in splits.texts("tool_call", d / "splits").items():
+        lines = text.splitlines(keepends=True)
+        if path.name == "validation.jsonl":
+            lines[2] = lines[2].replace('"level": ', '"level":  ')
+        _write(path, "".join(lines))
+
+
 def _copy_model_to_run(d, card=None):
     shutil.copytree(d / "model", d / "run")
     if card is not None:
@@ -135,6 +164,7 @@ DATA = [*EVAL, "--data", "{d}/data.jsonl"]
 TRAIN = ["train", "--task", "boolean_expressions", "--profile", "smoke", "--steps", "16", "--out", "{d}/run"]
 RESUME = [*TRAIN, "--resume"]
 BENCH = ["bench", "agent", "--profile", "smoke", "--out", "{d}/exp"]
+SPLITS = ["data", "--task", "tool_call", "--dir", "{d}/splits"]
 REPORT, REPORTS = ["report", "--profile", "smoke"], {"WORKBENCH_REPORT_DIR": "{d}/reports"}
 
 
@@ -240,6 +270,18 @@ CASES = [
     ("bench-out-in-use", BENCH,
      lambda d: (_write(d / "exp" / "export.json", '{"artifacts": {}}'), _lock(d, os.getpid(), folder="exp")),
      "--out '{d}/exp' is in use by process", {}),
+    ("data-split-edited", SPLITS, lambda d: _write(d / "splits" / "tool_call" / "test.jsonl", "mine\n"),
+     "splits/tool_call/test.jsonl:1: differs from what the workbench would write there; pass --force", {}),
+    ("data-split-a-line-edited", SPLITS, _edited_split, "splits/tool_call/validation.jsonl:3: differs", {}),
+    ("data-split-is-a-folder", SPLITS, lambda d: (d / "splits" / "tool_call" / "train.jsonl").mkdir(parents=True),
+     "splits/tool_call/train.jsonl is a folder", {}),
+    ("data-task-folder-is-a-file", SPLITS, lambda d: _write(d / "splits" / "tool_call", "x"),
+     "splits/tool_call is a file; expected a folder holding", {}),
+    ("data-dir-a-file", SPLITS, lambda d: _write(d / "splits", "x"), "--dir '{d}/splits' exists and is not a folder",
+     {}),
+    ("data-dir-empty-string", [*SPLITS[:-1], ""], None, "--dir '' names no folder", {}),
+    ("data-task-unknown", [*SPLITS[:2], "chess", *SPLITS[3:]], None, "unknown task 'chess'", {}),
+    ("data-task-empty-string", [*SPLITS[:2], "", *SPLITS[3:]], None, "unknown task ''", {}),
     ("predictions-existing-file", [*EVAL, "--n", "2", "--predictions", "{d}/p.jsonl"],
      lambda d: _write(d / "p.jsonl", "keep me\n"), "exists; pass --force to replace it", {}),
     ("predictions-a-folder", [*EVAL, "--n", "2", "--predictions", "{d}/pdir"], lambda d: (d / "pdir").mkdir(),
@@ -406,6 +448,19 @@ def test_allow_pickle_loads_pickle_weights(base, tmp_path):
         load_pretrained(str(tmp_path / "model"))
     model, _ = load_pretrained(str(tmp_path / "model"), allow_pickle=True)
     assert model.config.max_position_embeddings == 512
+
+
+def test_data_writes_missing_splits_keeps_identical_ones_and_replaces_edits_only_with_force(tmp_path, capsys):
+    argv = [a.replace("{d}", str(tmp_path)) for a in SPLITS]
+    assert cli.main(argv) == 0
+    assert len(json.loads(capsys.readouterr().out)["written"]) == 3
+    test = tmp_path / "splits" / "tool_call" / "test.jsonl"
+    made = test.read_text()
+    assert cli.main(argv) == 0 and json.loads(capsys.readouterr().out) == {"written": [], "unchanged": 3}
+    test.write_text("mine\n")
+    assert cli.main(argv) == 2 and test.read_text() == "mine\n"
+    assert cli.main([*argv, "--force"]) == 0 and test.read_text() == made
+    assert oct(test.stat().st_mode & 0o777) == "0o644"
 
 
 def test_predictions_with_force_replace_the_file(base, tmp_path, capsys):

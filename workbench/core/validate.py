@@ -264,6 +264,31 @@ def check_new_file(path: str | Path, flag: str, force: bool = False) -> Path:
     return path
 
 
+def needs_writing(path: str | Path, text: str, force: bool = False) -> bool:
+    """Whether ``path`` must be written to hold ``text``: False when it holds it already, True when it is absent
+    (or with ``force``); BadInput when it holds something else, naming its first differing line, so a file a
+    user edited is never replaced without ``--force``."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadInput(f"{path} is a folder; expected a file the workbench writes there (move the folder away)")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise BadInput(f"{path.parent} is a file; expected a folder holding {path.name} (move the file away)")
+    if not path.exists():
+        return True
+    try:
+        old = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        old = None
+    if old == text:
+        return False
+    if force:
+        return True
+    at = 1 if old is None else next((i for i, (a, b) in enumerate(
+        zip(old.splitlines() + [None], text.splitlines() + [None]), 1) if a != b), 1)
+    raise BadInput(f"{path}:{at}: differs from what the workbench would write there; pass --force to replace it "
+                   "(it may hold your edits), or write elsewhere")
+
+
 def checkpoint_pointer(out: str | Path) -> Path | None:
     """The checkpoint ``OUT/checkpoints/latest.json`` points at (None without a pointer); it must name a
     ``step-N`` folder inside ``OUT/checkpoints``, never a path elsewhere."""
@@ -310,14 +335,20 @@ def check_trainer_state(path: Path, state, steps: int | None = None, config: dic
     return state
 
 
+def check_folder(folder: str | Path, flag: str, wanted: str = "a new or empty folder") -> Path:
+    """``folder`` as a Path, once it names a folder (it may not exist yet) and is not a file."""
+    if not str(folder).strip() or "\0" in str(folder):
+        raise BadInput(f"{flag} {str(folder)!r} names no folder; give {wanted}")
+    path = Path(folder).expanduser()
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"{flag} {str(folder)!r} exists and is not a folder")
+    return path
+
+
 def _folder_entries(out: str | Path, flag: str = "--out") -> tuple[Path, list[str]]:
     """``out`` as a Path and the names in it (none when absent), but for the lock and scratch files of the
     workbench's own writes; BadInput when it names no folder or is a file."""
-    if not str(out).strip():
-        raise BadInput(f"{flag} {str(out)!r} names no folder; give a new or empty folder")
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"{flag} {str(out)!r} exists and is not a folder")
+    out = check_folder(out, flag)
     if not out.exists():
         return out, []
     return out, sorted(p.name for p in out.iterdir() if not p.name.startswith((LOCK, *SCRATCH)))

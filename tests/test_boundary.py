@@ -8,6 +8,7 @@ overwrites, silently wrong results and misleading messages.
 """
 
 import hashlib
+import html
 import json
 import os
 import shutil
@@ -450,6 +451,78 @@ def test_allow_pickle_loads_pickle_weights(base, tmp_path):
     assert model.config.max_position_embeddings == 512
 
 
+STORED = {"task": "tool_call", "level": 1, "input": "x", "rationale": "", "target": "y"}
+
+
+def _split(text):
+    return lambda d: _write(d / "tool_call" / "test.jsonl", text)
+
+
+def _load_split(d):
+    from workbench.tasks import splits
+
+    return splits.load("tool_call", "test", data_dir=d)
+
+
+def _char_tokenizer(d):
+    from workbench.core.tokenizer import CharTokenizer
+
+    return CharTokenizer(vocab_file=str(d / "model" / "vocab.json"))
+
+
+def _load_tokenizer(d):
+    from workbench.core.tokenizer import load_tokenizer
+
+    return load_tokenizer(str(d / "model"))
+
+
+# files the Python API reads (no CLI in front): (id, call(d), setup(d), a part of the one-line message)
+READS = [
+    ("split-missing", _load_split, None, "tool_call/test.jsonl is missing; write it with: python -m workbench data"),
+    ("split-not-json", _load_split, _split(_lines(STORED, "{")), "tool_call/test.jsonl:2: not a stored example"),
+    ("split-other-fields", _load_split, _split('{"question": "x"}\n'), "test.jsonl:1: not a stored example"),
+    ("split-a-list", _load_split, _split("[1]\n"), "test.jsonl:1: not a stored example"),
+    ("split-not-utf8", _load_split, _split(b"\xff\n"), "test.jsonl: not a stored example"),
+    ("char-vocab-not-json", _char_tokenizer, _file("vocab.json", "{"), "vocab.json:1: character vocabulary is not"),
+    ("char-vocab-no-alphabet", _char_tokenizer, _file("vocab.json", '{"alphabet": 3}'), 'no "alphabet" string'),
+    ("tokenizer-config-list", _load_tokenizer, _file("tokenizer_config.json", "[]"), "tokenizer config holds a list"),
+]
+
+
+@pytest.mark.parametrize("call, setup, message", [c[1:] for c in READS], ids=[c[0] for c in READS])
+def test_a_damaged_file_read_by_the_api_is_one_line_naming_it(base, tmp_path, call, setup, message):
+    from workbench.core.validate import BadInput
+
+    shutil.copytree(base / "model", tmp_path / "model")
+    if setup is not None:
+        setup(tmp_path)
+    before = _hashes(tmp_path)
+    with pytest.raises(ValueError) as err:
+        call(tmp_path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert isinstance(err.value, BadInput) or "stored example" in message or "missing" in message
+    assert _hashes(tmp_path) == before
+
+
+@pytest.mark.parametrize("damage", ["garbage\n", '{"task": "boolean_expressions"}\n', "", "\xff"])
+def test_a_damaged_teacher_texts_cache_is_discarded_with_a_warning_and_made_again(tmp_path, monkeypatch, damage):
+    from workbench import distill
+    from workbench.studies import distillation
+    from workbench.tasks import Example
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    asked = []
+    pool = [Example("boolean_expressions", 1, q, "", "True") for q in ("True is", "not False is")]
+    monkeypatch.setattr(distill, "teacher_examples", lambda _t, _tok, ex, **_kw: asked.append(1) or list(ex))
+    assert distillation.teacher_texts(None, None, pool, "teacher") == pool
+    assert distillation.teacher_texts(None, None, pool, "teacher") == pool and len(asked) == 1  # from the cache
+    (cache,) = (tmp_path / "distill").iterdir()
+    cache.write_bytes(damage.encode("latin-1"))
+    with pytest.warns(UserWarning, match=f"{cache.name}.*discarding it and asking the teacher again"):
+        assert distillation.teacher_texts(None, None, pool, "teacher") == pool
+    assert len(asked) == 2 and distillation.teacher_texts(None, None, pool, "teacher") == pool and len(asked) == 2
+
+
 def test_data_writes_missing_splits_keeps_identical_ones_and_replaces_edits_only_with_force(tmp_path, capsys):
     argv = [a.replace("{d}", str(tmp_path)) for a in SPLITS]
     assert cli.main(argv) == 0
@@ -505,3 +578,68 @@ def test_constrained_decoding_is_capped_by_the_context(tiny_student):
     assert r.steps < 32 and r.text.endswith(".")
     with pytest.raises(BadInput, match="reads at most 512 tokens"):
         constrained_generate(model, tok, "x" * 600, grammar, max_new_tokens=8)
+
+
+# the widgets' own inputs, driven headlessly ------------------------------------------------------
+def _explorer(model, tok, **kw):
+    from workbench.tasks import Example
+    from workbench.widgets import AttributionExplorer
+
+    kw = {"n_steps": 4, "n_samples": 1, "max_new_tokens": 4, **kw}
+    return AttributionExplorer(model, tok, [Example("boolean_expressions", 1, "True is", "", "True")], **kw)
+
+
+def _console(model, tok, **kw):
+    from workbench.agent.router import Router
+    from workbench.widgets import AgentConsole
+
+    return AgentConsole(Router(model, tok, max_new_tokens=4), **kw)
+
+
+def _planner(_model, _tok, **kw):
+    from workbench.widgets import CurriculumPlanner
+
+    return CurriculumPlanner("boolean_expressions", total_steps=100, **kw)
+
+
+def _typed(requests):
+    def act(console):
+        console.text.value = requests
+        console.button.click()
+        return console.output.value
+    return act
+
+
+# (id, build(model, tok), act(widget) -> what the widget shows, or None: building it refuses; a part of the message)
+WIDGETS = [
+    ("explorer-question-a-number", _explorer, lambda e: (e.show(text=5), e.status.value)[1],
+     "the prompt is a number; expected text"),
+    ("explorer-question-bytes", _explorer, lambda e: (e.show(text=b"True is"), e.status.value)[1],
+     "the prompt is bytes; expected text"),
+    ("explorer-question-blank", _explorer, lambda e: (e.show(text=" \n "), e.status.value)[1], "the prompt is empty"),
+    ("explorer-question-past-context", _explorer, lambda e: (e.show(text=LONG_INPUT), e.status.value)[1],
+     "is 608 tokens long; this model reads at most 512"),
+    ("explorer-step-bool", _explorer, lambda e: (e.show(step=True), e.status.value)[1], "step True is not an integer"),
+    ("explorer-budget-zero", lambda m, t: _explorer(m, t, max_new_tokens=0), None,
+     "max_new_tokens is 0; expected an integer >= 1"),
+    ("explorer-n-steps-one", lambda m, t: _explorer(m, t, n_steps=1), None, "n_steps is 1; expected an integer >= 2"),
+    ("console-too-many-requests", _console, _typed("What is 2 + 2?\n" * 21),
+     "21 requests; the console routes at most 20 at a time"),
+    ("console-max-requests-zero", lambda m, t: _console(m, t, max_requests=0), None, "max_requests is 0"),
+    ("planner-no-levels", lambda m, t: _planner(m, t, levels=()), None, "no levels given for boolean_expressions"),
+    ("planner-level-bool", lambda m, t: _planner(m, t, levels=(True, 2)), None, "has no level True"),
+    ("planner-level-float", lambda m, t: _planner(m, t, levels=(2.0,)), None, "has no level 2.0"),
+    ("planner-level-out-of-range", lambda m, t: _planner(m, t, levels=(1, 9)), None, "has no level 9"),
+]
+
+
+@pytest.mark.parametrize("build, act, message", [c[1:] for c in WIDGETS], ids=[c[0] for c in WIDGETS])
+def test_a_widget_shows_bad_input_as_one_line_never_a_traceback(tiny_student, build, act, message):
+    model, tok, _ = tiny_student
+    if act is None:  # the notebook's own call: refused at once, in one line
+        with pytest.raises(ValueError) as err:
+            build(model, tok)
+        assert message in str(err.value) and "\n" not in str(err.value)
+        return
+    shown = html.unescape(act(build(model, tok)))
+    assert message in shown and "\n" not in shown and "Traceback" not in shown

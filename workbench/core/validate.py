@@ -82,13 +82,30 @@ def _no_constant(name: str):
 
 
 def _kind(obj) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(obj), "a number")
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null", int: "a number",
+            float: "a number", bytes: "bytes"}.get(type(obj), type(obj).__name__)
 
 
 def is_int(value) -> bool:
     """An int that is not a bool (JSON ``true`` would otherwise pass as level 1)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_text(text, what: str = "the prompt") -> str:
+    """A question typed for a model (a widget's text box, a notebook's argument): text that is not blank."""
+    if not isinstance(text, str):
+        raise BadInput(f"{what} is {_kind(text)}; expected text, a question for the model to answer")
+    if not text.strip():
+        raise BadInput(f"{what} is empty: type a question for the model to answer")
+    return text
+
+
+def check_count(value, what: str, low: int = 1, high: int | None = None) -> int:
+    """An integer setting (a budget, a step, a number of samples) between ``low`` and ``high``."""
+    if not is_int(value) or value < low or (high is not None and value > high):
+        wanted = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+        raise BadInput(f"{what} is {value!r}; expected {wanted}")
+    return value
 
 
 # model folders -----------------------------------------------------------------------------------
@@ -197,35 +214,48 @@ LINE_SHAPE = ('an object {"input": str, "target": str} with optional "rationale"
               "task's levels) and \"task\"")
 
 
-def read_examples(path: str | Path, task) -> list[tuple[int, object]]:
-    """``(line number, Example)`` for each non-blank line of a user's JSONL file, every field checked
-    against ``task`` (a ``workbench.tasks.Task``): types, the task's levels and the form of its answers."""
-    from workbench.tasks import Example
-
+def read_jsonl(path: str | Path, what: str, expected: str) -> list[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file; BadInput naming the file and line of the
+    first that is not a JSON object, or the file when it is missing, a folder, not UTF-8 or empty."""
     path = Path(path)
     if path.is_dir():
-        raise BadInput(f"data {str(path)!r} is a folder; expected a JSONL file, one {LINE_SHAPE} per line")
+        raise BadInput(f"{what} {str(path)!r} is a folder; expected a JSONL file, one {expected} per line")
     if not path.is_file():
-        raise BadInput(f"data file {str(path)!r} does not exist")
+        raise BadInput(f"{what} file {str(path)!r} does not exist")
     try:
         lines = path.read_bytes().decode("utf-8").splitlines()
     except UnicodeDecodeError as err:
         raise BadInput(f"{path}: not UTF-8 text (byte {err.start}); expected JSONL") from None
     except OSError as err:
-        raise BadInput(f"data file {str(path)!r} cannot be read ({err.strerror or err})") from None
+        raise BadInput(f"{what} file {str(path)!r} cannot be read ({err.strerror or err})") from None
     out = []
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        where = f"{path}:{lineno}"
         try:
             obj = json.loads(line, parse_constant=_no_constant)
         except json.JSONDecodeError as err:
-            raise BadInput(f"{where}: not valid JSON ({err.msg})") from None
+            raise BadInput(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
         except (ValueError, RecursionError) as err:
-            raise BadInput(f"{where}: not valid JSON ({err or 'nested too deeply'}); expected {LINE_SHAPE}") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("input"), str) \
-                or not isinstance(obj.get("target"), str):
+            raise BadInput(f"{path}:{lineno}: not valid JSON ({err or 'nested too deeply'}); expected {expected}") \
+                from None
+        if not isinstance(obj, dict):
+            raise BadInput(f"{path}:{lineno}: expected {expected}, got {_kind(obj)}")
+        out.append((lineno, obj))
+    if not out:
+        raise BadInput(f"{path}: no examples in the file")
+    return out
+
+
+def read_examples(path: str | Path, task) -> list[tuple[int, object]]:
+    """``(line number, Example)`` for each non-blank line of a user's JSONL file, every field checked
+    against ``task`` (a ``workbench.tasks.Task``): types, the task's levels and the form of its answers."""
+    from workbench.tasks import Example
+
+    out = []
+    for lineno, obj in read_jsonl(path, "data", LINE_SHAPE):
+        where = f"{path}:{lineno}"
+        if not isinstance(obj.get("input"), str) or not isinstance(obj.get("target"), str):
             raise BadInput(f'{where}: expected an object with string fields "input" and "target"')
         if not obj["input"].strip():
             raise BadInput(f'{where}: "input" is empty; expected {LINE_SHAPE}')
@@ -242,8 +272,23 @@ def read_examples(path: str | Path, task) -> list[tuple[int, object]]:
         if "level" in obj and not (is_int(level) and level in task.levels):
             raise BadInput(f"{where}: level must be an integer, one of {list(task.levels)}, got {level!r}")
         out.append((lineno, Example(task.name, level, obj["input"], rationale, obj["target"])))
-    if not out:
-        raise BadInput(f"{path}: no examples in the file")
+    return out
+
+
+RECORD_SHAPE = 'an object {"task": str, "level": int, "input": str, "rationale": str, "target": str}'
+
+
+def read_records(path: str | Path, what: str) -> list:
+    """The Examples of a JSONL file the workbench wrote itself (a cache): every line an object with exactly the
+    fields of an Example, of their types; BadInput naming the file and the line of the first that is not."""
+    from workbench.tasks import Example
+
+    out = []
+    for lineno, obj in read_jsonl(path, what, RECORD_SHAPE):
+        if set(obj) != {"task", "level", "input", "rationale", "target"} or not is_int(obj["level"]) \
+                or not all(isinstance(obj[k], str) for k in ("task", "input", "rationale", "target")):
+            raise BadInput(f"{path}:{lineno}: {what} line is not {RECORD_SHAPE}")
+        out.append(Example(**obj))
     return out
 
 

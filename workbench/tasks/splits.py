@@ -82,8 +82,16 @@ def load(task_name: str, split: str = "test", level: int | None = None, n: int |
     if level is not None:
         get(task_name).check_level(level)
     p = path(task_name, split, data_dir)
-    with open(p) as f:
-        examples = [Example(**json.loads(line)) for line in f if line.strip()]
+    if not p.is_file():
+        raise ValueError(f"split file {p} is missing; write it with: python -m workbench data --task {task_name}")
+    examples, where = [], str(p)
+    try:
+        for lineno, line in enumerate(p.read_bytes().decode("utf-8").splitlines(), 1):
+            where = f"{p}:{lineno}"
+            examples += [Example(**json.loads(line))] if line.strip() else []
+    except (ValueError, TypeError) as err:  # hand-edited or damaged (not UTF-8, not JSON, other fields)
+        raise ValueError(f"{where}: not a stored example ({err}); restore it with: "
+                         f"python -m workbench data --task {task_name} --force") from None
     if level is not None:
         examples = [e for e in examples if e.level == level]
     return examples[:n] if n is not None else examples

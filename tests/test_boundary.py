@@ -8,9 +8,11 @@ overwrites, silently wrong results and misleading messages.
 """
 
 import hashlib
+import html
 import json
 import os
 import shutil
+import socket
 import struct
 import subprocess
 from pathlib import Path
@@ -31,6 +33,24 @@ def base(tiny_student, tmp_path_factory):
     shutil.copytree(tiny_student[2], root / "model")
     (root / "model" / "workbench.json").write_text(json.dumps(FINISHED))
     return root
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _splits_made_once():
+    """``splits.texts`` remembered across this module: the cases test what ``data`` does with the text, and
+    generating a task's splits takes seconds."""
+    from workbench.tasks import splits
+
+    made, texts = {}, splits.texts
+
+    def remembered(task_name, data_dir=splits.DATA_DIR):
+        if task_name not in made:
+            made[task_name] = {p.relative_to(data_dir): t for p, t in texts(task_name, data_dir).items()}
+        return {Path(data_dir) / rel: t for rel, t in made[task_name].items()}
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(splits, "texts", remembered)
+        yield
 
 
 def _write(path: Path, content) -> None:
@@ -113,8 +133,19 @@ def _symlinked(d):
     _write(d / "run" / "checkpoints" / "latest.json", json.dumps({"step": 9, "path": "step-0000009"}))
 
 
-def _lock(d, pid):
-    _write(d / "run" / ".workbench.lock", f"{pid} {os.uname().nodename}\n")
+def _lock(d, pid, host=None, folder="run"):
+    _write(d / folder / ".workbench.lock", f"{pid} {host or socket.gethostname()}\n" if pid is not None else host)
+
+
+def _edited_split(d):
+    """``d/splits`` as ``data --task tool_call`` writes it, but line 3 of the validation split edited by hand."""
+    from workbench.tasks import splits
+
+    for path, text in splits.texts("tool_call", d / "splits").items():
+        lines = text.splitlines(keepends=True)
+        if path.name == "validation.jsonl":
+            lines[2] = lines[2].replace('"level": ', '"level":  ')
+        _write(path, "".join(lines))
 
 
 def _copy_model_to_run(d, card=None):
@@ -133,6 +164,8 @@ EVAL = ["eval", "--task", "boolean_expressions", "--model", "{d}/model"]
 DATA = [*EVAL, "--data", "{d}/data.jsonl"]
 TRAIN = ["train", "--task", "boolean_expressions", "--profile", "smoke", "--steps", "16", "--out", "{d}/run"]
 RESUME = [*TRAIN, "--resume"]
+BENCH = ["bench", "agent", "--profile", "smoke", "--out", "{d}/exp"]
+SPLITS = ["data", "--task", "tool_call", "--dir", "{d}/splits"]
 REPORT, REPORTS = ["report", "--profile", "smoke"], {"WORKBENCH_REPORT_DIR": "{d}/reports"}
 
 
@@ -215,6 +248,41 @@ CASES = [
     ("train-out-in-use", TRAIN, lambda d: _lock(d, os.getpid()), "is in use by process", {}),
     ("resume-out-in-use", RESUME, lambda d: (_unfinished(d), _lock(d, os.getpid())),
      "is in use by process", {}),
+    ("train-out-locked-on-other-host", TRAIN, lambda d: _lock(d, _dead_pid(), "other-host"),
+     "on host 'other-host' ({d}/run/.workbench.lock), which this machine cannot check; "
+     "wait for that run, or if it has ended delete", {}),
+    ("resume-out-locked-on-other-host", RESUME, lambda d: (_unfinished(d), _lock(d, os.getpid(), "other-host")),
+     "on host 'other-host'", {}),
+    ("train-out-lock-garbage", TRAIN, lambda d: _lock(d, None, "garbage"),
+     "lock file {d}/run/.workbench.lock holding 'garbage', not 'PID HOST'; if no run is using the folder, delete",
+     {}),
+    ("train-out-lock-empty", TRAIN, lambda d: _lock(d, None, ""), "holding '', not 'PID HOST'", {}),
+    ("bench-out-user-files", BENCH, lambda d: _write(d / "exp" / "model.onnx", "mine"),
+     "--out '{d}/exp' holds files that are not an export of this workbench (model.onnx)", {}),
+    ("bench-out-current-folder", [*BENCH[:-1], "."], lambda d: _write(d / "README.md", "# mine\n"),
+     "holds files that are not an export of this workbench (README.md, model)", {}),
+    ("bench-out-a-model-folder", [*BENCH[:-1], "{d}/model"], None, "/model' holds files that are not an export", {}),
+    ("bench-out-a-file", BENCH, lambda d: _write(d / "exp", "x"), "exists and is not a folder", {}),
+    ("bench-out-empty-string", [*BENCH[:-1], ""], None, "--out '' names no folder", {}),
+    ("bench-out-export-spec-garbage", BENCH, lambda d: _write(d / "exp" / "export.json", "{"),
+     "exp/export.json:1: export spec is not valid JSON", {}),
+    ("bench-out-export-spec-no-artifacts", BENCH, lambda d: _write(d / "exp" / "export.json", '{"artifacts": []}'),
+     'export.json: no "artifacts" object', {}),
+    ("bench-out-in-use", BENCH,
+     lambda d: (_write(d / "exp" / "export.json", '{"artifacts": {}}'), _lock(d, os.getpid(), folder="exp")),
+     "--out '{d}/exp' is in use by process", {}),
+    ("data-split-edited", SPLITS, lambda d: _write(d / "splits" / "tool_call" / "test.jsonl", "mine\n"),
+     "splits/tool_call/test.jsonl:1: differs from what the workbench would write there; pass --force", {}),
+    ("data-split-a-line-edited", SPLITS, _edited_split, "splits/tool_call/validation.jsonl:3: differs", {}),
+    ("data-split-is-a-folder", SPLITS, lambda d: (d / "splits" / "tool_call" / "train.jsonl").mkdir(parents=True),
+     "splits/tool_call/train.jsonl is a folder", {}),
+    ("data-task-folder-is-a-file", SPLITS, lambda d: _write(d / "splits" / "tool_call", "x"),
+     "splits/tool_call is a file; expected a folder holding", {}),
+    ("data-dir-a-file", SPLITS, lambda d: _write(d / "splits", "x"), "--dir '{d}/splits' exists and is not a folder",
+     {}),
+    ("data-dir-empty-string", [*SPLITS[:-1], ""], None, "--dir '' names no folder", {}),
+    ("data-task-unknown", [*SPLITS[:2], "chess", *SPLITS[3:]], None, "unknown task 'chess'", {}),
+    ("data-task-empty-string", [*SPLITS[:2], "", *SPLITS[3:]], None, "unknown task ''", {}),
     ("predictions-existing-file", [*EVAL, "--n", "2", "--predictions", "{d}/p.jsonl"],
      lambda d: _write(d / "p.jsonl", "keep me\n"), "exists; pass --force to replace it", {}),
     ("predictions-a-folder", [*EVAL, "--n", "2", "--predictions", "{d}/pdir"], lambda d: (d / "pdir").mkdir(),
@@ -350,6 +418,16 @@ def test_a_stale_lock_is_reported_and_taken_over(tmp_path, capsys):
     assert not (tmp_path / "run" / ".workbench.lock").exists()  # released
 
 
+def test_a_stale_lock_taken_over_by_another_run_in_between_is_left_to_it(tmp_path):
+    from workbench.core.files import take_over_stale
+
+    lock = tmp_path / ".workbench.lock"
+    lock.write_text("12 this-host\n")  # another run replaced the stale "11 this-host" a moment ago
+    assert not take_over_stale(lock, "11 this-host\n", "13 this-host\n")
+    assert lock.read_text() == "12 this-host\n" and [p.name for p in tmp_path.iterdir()] == [lock.name]
+    assert take_over_stale(lock, "12 this-host\n", "13 this-host\n") and lock.read_text() == "13 this-host\n"
+
+
 def test_a_live_lock_refuses_a_second_run(tmp_path):
     from workbench.core.files import locked
     from workbench.core.validate import BadInput
@@ -371,6 +449,91 @@ def test_allow_pickle_loads_pickle_weights(base, tmp_path):
         load_pretrained(str(tmp_path / "model"))
     model, _ = load_pretrained(str(tmp_path / "model"), allow_pickle=True)
     assert model.config.max_position_embeddings == 512
+
+
+STORED = {"task": "tool_call", "level": 1, "input": "x", "rationale": "", "target": "y"}
+
+
+def _split(text):
+    return lambda d: _write(d / "tool_call" / "test.jsonl", text)
+
+
+def _load_split(d):
+    from workbench.tasks import splits
+
+    return splits.load("tool_call", "test", data_dir=d)
+
+
+def _char_tokenizer(d):
+    from workbench.core.tokenizer import CharTokenizer
+
+    return CharTokenizer(vocab_file=str(d / "model" / "vocab.json"))
+
+
+def _load_tokenizer(d):
+    from workbench.core.tokenizer import load_tokenizer
+
+    return load_tokenizer(str(d / "model"))
+
+
+# files the Python API reads (no CLI in front): (id, call(d), setup(d), a part of the one-line message)
+READS = [
+    ("split-missing", _load_split, None, "tool_call/test.jsonl is missing; write it with: python -m workbench data"),
+    ("split-not-json", _load_split, _split(_lines(STORED, "{")), "tool_call/test.jsonl:2: not a stored example"),
+    ("split-other-fields", _load_split, _split('{"question": "x"}\n'), "test.jsonl:1: not a stored example"),
+    ("split-a-list", _load_split, _split("[1]\n"), "test.jsonl:1: not a stored example"),
+    ("split-not-utf8", _load_split, _split(b"\xff\n"), "test.jsonl: not a stored example"),
+    ("char-vocab-not-json", _char_tokenizer, _file("vocab.json", "{"), "vocab.json:1: character vocabulary is not"),
+    ("char-vocab-no-alphabet", _char_tokenizer, _file("vocab.json", '{"alphabet": 3}'), 'no "alphabet" string'),
+    ("tokenizer-config-list", _load_tokenizer, _file("tokenizer_config.json", "[]"), "tokenizer config holds a list"),
+]
+
+
+@pytest.mark.parametrize("call, setup, message", [c[1:] for c in READS], ids=[c[0] for c in READS])
+def test_a_damaged_file_read_by_the_api_is_one_line_naming_it(base, tmp_path, call, setup, message):
+    from workbench.core.validate import BadInput
+
+    shutil.copytree(base / "model", tmp_path / "model")
+    if setup is not None:
+        setup(tmp_path)
+    before = _hashes(tmp_path)
+    with pytest.raises(ValueError) as err:
+        call(tmp_path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert isinstance(err.value, BadInput) or "stored example" in message or "missing" in message
+    assert _hashes(tmp_path) == before
+
+
+@pytest.mark.parametrize("damage", ["garbage\n", '{"task": "boolean_expressions"}\n', "", "\xff"])
+def test_a_damaged_teacher_texts_cache_is_discarded_with_a_warning_and_made_again(tmp_path, monkeypatch, damage):
+    from workbench import distill
+    from workbench.studies import distillation
+    from workbench.tasks import Example
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    asked = []
+    pool = [Example("boolean_expressions", 1, q, "", "True") for q in ("True is", "not False is")]
+    monkeypatch.setattr(distill, "teacher_examples", lambda _t, _tok, ex, **_kw: asked.append(1) or list(ex))
+    assert distillation.teacher_texts(None, None, pool, "teacher") == pool
+    assert distillation.teacher_texts(None, None, pool, "teacher") == pool and len(asked) == 1  # from the cache
+    (cache,) = (tmp_path / "distill").iterdir()
+    cache.write_bytes(damage.encode("latin-1"))
+    with pytest.warns(UserWarning, match=f"{cache.name}.*discarding it and asking the teacher again"):
+        assert distillation.teacher_texts(None, None, pool, "teacher") == pool
+    assert len(asked) == 2 and distillation.teacher_texts(None, None, pool, "teacher") == pool and len(asked) == 2
+
+
+def test_data_writes_missing_splits_keeps_identical_ones_and_replaces_edits_only_with_force(tmp_path, capsys):
+    argv = [a.replace("{d}", str(tmp_path)) for a in SPLITS]
+    assert cli.main(argv) == 0
+    assert len(json.loads(capsys.readouterr().out)["written"]) == 3
+    test = tmp_path / "splits" / "tool_call" / "test.jsonl"
+    made = test.read_text()
+    assert cli.main(argv) == 0 and json.loads(capsys.readouterr().out) == {"written": [], "unchanged": 3}
+    test.write_text("mine\n")
+    assert cli.main(argv) == 2 and test.read_text() == "mine\n"
+    assert cli.main([*argv, "--force"]) == 0 and test.read_text() == made
+    assert oct(test.stat().st_mode & 0o777) == "0o644"
 
 
 def test_predictions_with_force_replace_the_file(base, tmp_path, capsys):
@@ -415,3 +578,68 @@ def test_constrained_decoding_is_capped_by_the_context(tiny_student):
     assert r.steps < 32 and r.text.endswith(".")
     with pytest.raises(BadInput, match="reads at most 512 tokens"):
         constrained_generate(model, tok, "x" * 600, grammar, max_new_tokens=8)
+
+
+# the widgets' own inputs, driven headlessly ------------------------------------------------------
+def _explorer(model, tok, **kw):
+    from workbench.tasks import Example
+    from workbench.widgets import AttributionExplorer
+
+    kw = {"n_steps": 4, "n_samples": 1, "max_new_tokens": 4, **kw}
+    return AttributionExplorer(model, tok, [Example("boolean_expressions", 1, "True is", "", "True")], **kw)
+
+
+def _console(model, tok, **kw):
+    from workbench.agent.router import Router
+    from workbench.widgets import AgentConsole
+
+    return AgentConsole(Router(model, tok, max_new_tokens=4), **kw)
+
+
+def _planner(_model, _tok, **kw):
+    from workbench.widgets import CurriculumPlanner
+
+    return CurriculumPlanner("boolean_expressions", total_steps=100, **kw)
+
+
+def _typed(requests):
+    def act(console):
+        console.text.value = requests
+        console.button.click()
+        return console.output.value
+    return act
+
+
+# (id, build(model, tok), act(widget) -> what the widget shows, or None: building it refuses; a part of the message)
+WIDGETS = [
+    ("explorer-question-a-number", _explorer, lambda e: (e.show(text=5), e.status.value)[1],
+     "the prompt is a number; expected text"),
+    ("explorer-question-bytes", _explorer, lambda e: (e.show(text=b"True is"), e.status.value)[1],
+     "the prompt is bytes; expected text"),
+    ("explorer-question-blank", _explorer, lambda e: (e.show(text=" \n "), e.status.value)[1], "the prompt is empty"),
+    ("explorer-question-past-context", _explorer, lambda e: (e.show(text=LONG_INPUT), e.status.value)[1],
+     "is 608 tokens long; this model reads at most 512"),
+    ("explorer-step-bool", _explorer, lambda e: (e.show(step=True), e.status.value)[1], "step True is not an integer"),
+    ("explorer-budget-zero", lambda m, t: _explorer(m, t, max_new_tokens=0), None,
+     "max_new_tokens is 0; expected an integer >= 1"),
+    ("explorer-n-steps-one", lambda m, t: _explorer(m, t, n_steps=1), None, "n_steps is 1; expected an integer >= 2"),
+    ("console-too-many-requests", _console, _typed("What is 2 + 2?\n" * 21),
+     "21 requests; the console routes at most 20 at a time"),
+    ("console-max-requests-zero", lambda m, t: _console(m, t, max_requests=0), None, "max_requests is 0"),
+    ("planner-no-levels", lambda m, t: _planner(m, t, levels=()), None, "no levels given for boolean_expressions"),
+    ("planner-level-bool", lambda m, t: _planner(m, t, levels=(True, 2)), None, "has no level True"),
+    ("planner-level-float", lambda m, t: _planner(m, t, levels=(2.0,)), None, "has no level 2.0"),
+    ("planner-level-out-of-range", lambda m, t: _planner(m, t, levels=(1, 9)), None, "has no level 9"),
+]
+
+
+@pytest.mark.parametrize("build, act, message", [c[1:] for c in WIDGETS], ids=[c[0] for c in WIDGETS])
+def test_a_widget_shows_bad_input_as_one_line_never_a_traceback(tiny_student, build, act, message):
+    model, tok, _ = tiny_student
+    if act is None:  # the notebook's own call: refused at once, in one line
+        with pytest.raises(ValueError) as err:
+            build(model, tok)
+        assert message in str(err.value) and "\n" not in str(err.value)
+        return
+    shown = html.unescape(act(build(model, tok)))
+    assert message in shown and "\n" not in shown and "Traceback" not in shown

@@ -104,14 +104,28 @@ def bench_agent(profile: str | None = None, out: str = "artifacts/tool_call_expo
     """The tool_call specialist as an agent's router (fp32, int8, ONNX) against the pretrained instruct
     model, on the profile's requests; the exported models checked against PyTorch on the whole test split.
     ``model``: a folder with another tool_call student (``python -m workbench train --out``) instead of
-    the profile's cached specialist."""
-    from workbench.agent import deploy
+    the profile's cached specialist.
+
+    ``out`` follows the rules of training's ``--out``: absent, empty, or a folder an earlier export wrote (its
+    exported files are replaced, nothing else there is touched), and one run at a time (``files.locked``)."""
+    from workbench.core.artifacts import check_writable
     from workbench.core.env import machine, profile_name
+    from workbench.core.files import locked
+    from workbench.core.validate import check_export_folder
+
+    prof = profile_name(profile)
+    check_export_folder(out)  # before a model loads
+    with locked(check_writable(out)):
+        check_export_folder(out)  # again, under the lock: another run may have just written there
+        return _bench_agent(prof, out, model, machine())
+
+
+def _bench_agent(prof: str, out: str, model: str | None, machine: str) -> dict:
+    from workbench.agent import deploy
     from workbench.core.models import load_pretrained
     from workbench.core.recipes import specialist
     from workbench.studies import deployment
 
-    prof = profile_name(profile)
     st = deployment.study(prof)
     if model is not None:
         from workbench.core.artifacts import read_card
@@ -125,6 +139,6 @@ def bench_agent(profile: str | None = None, out: str = "artifacts/tool_call_expo
     checks = deploy.export_check(model, tok, folder)
     for r in rows:
         r.pop("answers")
-    return {"profile": prof, "machine": machine(), "rows": rows, "checks": checks,
+    return {"profile": prof, "machine": machine, "rows": rows, "checks": checks,
             "verdict": deployment.verdict(rows, checks), "table": deployment.table(rows),
             "export_table": deployment.export_table(checks)}

@@ -6,7 +6,7 @@
     python -m workbench bench train --profile laptop   # training throughput vs matmul speed
     python -m workbench bench explain                  # Integrated Gradients time for one generated token
     python -m workbench bench agent                    # the tool_call specialist as a router vs SmolLM2
-    python -m workbench data      # regenerate data/ (the fixed splits)
+    python -m workbench data      # regenerate data/ (the fixed splits; --force replaces files that differ)
     python -m workbench report    # reports/results.md from reports/results.json
 
 Bad input (an unknown task, a missing or malformed file, a model that does not exist, an --out that
@@ -183,9 +183,24 @@ def cmd_bench(args) -> int:
 
 
 def cmd_data(args) -> int:
+    from workbench import tasks
+    from workbench.core import validate
+    from workbench.core.artifacts import check_writable
+    from workbench.core.files import write_atomic
     from workbench.tasks import splits
 
-    print(json.dumps(splits.write_all()))
+    try:
+        names = list(tasks.TASKS) if args.task is None else [tasks.get(args.task).name]
+        folder = splits.DATA_DIR if args.dir is None else validate.check_folder(args.dir, "--dir", "a folder")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    files = {p: text for name in names for p, text in splits.texts(name, folder).items()}
+    todo = [p for p, text in files.items() if validate.needs_writing(p, text, args.force)]  # all checked first
+    if todo:
+        check_writable(folder, "--dir")
+    for p in todo:
+        write_atomic(p, files[p])
+    print(json.dumps({"written": [str(p) for p in todo], "unchanged": len(files) - len(todo)}))
     return 0
 
 
@@ -240,12 +255,17 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--profile", help="whose recipe to time (default: WORKBENCH_PROFILE, else by hardware)")
     b.add_argument("--steps", type=_positive, default=120, help="steps timed (after two warm-up buckets)")
     b.add_argument("--out", default="artifacts/tool_call_export",
-                   help="bench agent: folder for the exported ONNX / torch.export models")
+                   help="bench agent: folder for the exported ONNX / torch.export models: absent, empty, or one an "
+                   "earlier export wrote (its exported files are replaced; nothing else is touched)")
     b.add_argument("--model", help="bench agent: a folder with a trained tool_call student (default: the "
                    "profile's cached specialist)")
     b.set_defaults(func=cmd_bench)
 
-    d = sub.add_parser("data", help="regenerate the fixed splits in data/")
+    d = sub.add_parser("data", help="regenerate the fixed splits in data/: writes the files that are missing; a "
+                       "file that differs from what the generators make is replaced only with --force")
+    d.add_argument("--task", help="only this task's splits (default: every task)")
+    d.add_argument("--dir", help="the folder of the splits (default: the repository's data/)")
+    d.add_argument("--force", action="store_true", help="replace split files that differ (your edits are lost)")
     d.set_defaults(func=cmd_data)
 
     r = sub.add_parser("report", help="write results.md from results.json")

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from workbench.core.validate import BadInput, check_count, check_text, is_int
+
 METHODS = {
     "integrated_gradients": "Integrated Gradients (embeddings)",
     "feature_ablation": "Feature ablation",
@@ -69,6 +71,8 @@ class Generation:
         return self.ids[self.prompt_len + step]
 
     def check_step(self, step: int) -> int:
+        if not is_int(step):
+            raise BadInput(f"step {step!r} is not an integer; this generation has steps 0 to {self.steps - 1}")
         if not 0 <= step < self.steps:
             raise ValueError(f"step {step} is beyond the generation: it has {self.steps} tokens "
                              f"(steps 0 to {self.steps - 1})")
@@ -108,8 +112,7 @@ def prompt_ids(tokenizer, text: str, chat: bool = False) -> list[int]:
     """The ids a model sees for ``text``: a student's prompt, or the chat template for an instruct model."""
     from workbench.core.evaluate import chat_prompt, student_prompt
 
-    if not text or not text.strip():
-        raise ValueError("the prompt is empty: type a question for the model to answer")
+    check_text(text, "the prompt")
     if chat:
         rendered = chat_prompt(tokenizer, text, [])
         return tokenizer(rendered, add_special_tokens=False).input_ids
@@ -298,7 +301,8 @@ class Explainer:
     def __init__(self, model, tokenizer, chat: bool = False, max_new_tokens: int = 400, n_steps: int = 50,
                  n_samples: int = 5):
         self.model, self.tokenizer, self.chat = model, tokenizer, chat
-        self.max_new_tokens, self.n_steps, self.n_samples = max_new_tokens, n_steps, n_samples
+        self.max_new_tokens = check_count(max_new_tokens, "max_new_tokens")
+        self.n_steps, self.n_samples = check_count(n_steps, "n_steps", 2), check_count(n_samples, "n_samples")
         self.generations: dict[str, Generation] = {}
         self.cache: dict[tuple[str, str, int], StepAttribution] = {}
 

@@ -17,6 +17,7 @@ import ipywidgets as w
 import matplotlib.pyplot as plt
 
 from workbench import curriculum, explain, plots
+from workbench.core.validate import check_count
 
 
 class CurriculumPlanner:
@@ -28,7 +29,7 @@ class CurriculumPlanner:
 
     def __init__(self, task: str, levels=None, total_steps: int = 1000, scheduler: str = "competence",
                  eval_every: int | None = None):
-        curriculum.check_scheduler(scheduler)
+        curriculum.plan(scheduler, task, levels, total_steps, points=2, eval_every=eval_every)  # refuse bad arguments
         self.task, self.levels, self.total_steps, self.eval_every = task, levels, total_steps, eval_every
         p = curriculum.Pacing()
         style = {"description_width": "90px"}
@@ -61,8 +62,12 @@ class CurriculumPlanner:
                 "self_paced": ("ramp", "start")}[name]
         for key in ("ramp", "threshold", "patience", "c0", "start"):
             getattr(self, key).disabled = key not in used
-        self.plan = curriculum.plan(name, self.task, self.levels, self.total_steps, eval_every=self.eval_every,
-                                    **self.pacing())
+        try:
+            self.plan = curriculum.plan(name, self.task, self.levels, self.total_steps, eval_every=self.eval_every,
+                                        **self.pacing())
+        except ValueError as err:  # the message in the widget, never a traceback
+            self.note.value = f"<span style='color:#b00'>{html.escape(str(err))}</span>"
+            return
         caveat = {"baby_steps": "opens a level when validation accuracy on the seen levels reaches the threshold, "
                                 "at the latest after `patience` evaluations: drawn at that slowest pace",
                   "self_paced": "ranks levels by the model's loss once training starts; drawn by the labels"}
@@ -254,6 +259,8 @@ class AttributionExplorer:
                     self._busy = False
         except ValueError as e:
             return self._say(str(e))
+        except Exception as e:  # the model failed on this input: a message in the widget, never a traceback
+            return self._say(f"{type(e).__name__}: {e}")
         return self._render()
 
     def _say(self, message: str) -> str:
@@ -289,8 +296,9 @@ class AgentConsole:
         console.run()      # headless: returns the decisions; the button does the same in JupyterLab
     """
 
-    def __init__(self, router, requests=()):
+    def __init__(self, router, requests=(), max_requests: int = 20):
         self.router = router
+        self.max_requests = check_count(max_requests, "max_requests")  # per click: a pasted file does not hang it
         self.text = w.Textarea(value="\n".join(requests), placeholder="one request per line",
                                layout=w.Layout(width="720px", height="120px"))
         self.button = w.Button(description="route")
@@ -306,9 +314,10 @@ class AgentConsole:
     def run(self) -> list:
         lines = [ln for ln in self.text.value.split("\n") if ln.strip()]
         if not lines:
-            self.decisions = []
-            self.output.value = "<span style='color:#b00'>type at least one request, one per line</span>"
-            return []
+            return self._say("type at least one request, one per line")
+        if len(lines) > self.max_requests:
+            return self._say(f"{len(lines):,} requests; the console routes at most {self.max_requests} at a time "
+                             "(route more with Router.route_many)")
         self.decisions = self.router.route_many(lines, batch_size=1)
         rows = []
         for d in self.decisions:
@@ -320,6 +329,11 @@ class AgentConsole:
         self.output.value = ("<table><tr><th>request</th><th>call</th><th>result</th><th>ms</th></tr>"
                              + "".join(rows) + "</table>")
         return self.decisions
+
+    def _say(self, message: str) -> list:
+        self.decisions = []
+        self.output.value = f"<span style='color:#b00'>{html.escape(message)}</span>"
+        return []
 
     def _repr_mimebundle_(self, **kwargs):
         return self.box._repr_mimebundle_(**kwargs)

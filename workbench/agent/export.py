@@ -27,8 +27,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from workbench.core.validate import EXPORT_SPEC, read_export_spec
+
 ONNX_FILE, ONNX_INT8_FILE, PT2_FILE = "model.onnx", "model.int8.onnx", "model.pt2"
-SPEC = "export.json"
+SPEC = EXPORT_SPEC  # "export.json": opset, exporter, vocabulary, and what each file is
 # the dynamo exporter writes opset 18 at the least (asked for less, it quietly writes 18); from 23 it fuses
 # rotary embeddings into ONNX's RotaryEmbedding op, which onnxruntime 1.32 refused here at batch > 1
 OPSETS = range(18, 23)
@@ -126,7 +128,7 @@ def _atomic(dest: Path, write) -> Path:
 
 def _record(out: Path, artifact: str, entry: dict, model=None, tokenizer=None, card: dict | None = None) -> None:
     """Add ``artifact``'s entry to ``out/export.json`` (and the tokenizer, once) atomically."""
-    spec = json.loads((out / SPEC).read_text()) if (out / SPEC).exists() else {"artifacts": {}}
+    spec = read_export_spec(out) if (out / SPEC).exists() else {"artifacts": {}}
     if model is not None:
         spec.update(vocab=model.config.vocab_size, max_len=getattr(model.config, "max_position_embeddings", None),
                     model_class=type(model).__name__, source=model.config._name_or_path or None)

@@ -30,7 +30,7 @@ def is_model_folder(path: str | Path) -> bool:
     return (Path(path) / CARD).exists() and (Path(path) / "config.json").exists()
 
 
-def check_writable(out: str | Path) -> Path:
+def check_writable(out: str | Path, flag: str = "--out") -> Path:
     """``out`` as a Path once a file could really be written there; else one clear ValueError.
 
     The folder is created if missing (nothing else is touched), and a probe file is written and
@@ -38,14 +38,14 @@ def check_writable(out: str | Path) -> Path:
     """
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {str(out)!r} exists and is not a folder")
+        raise BadInput(f"{flag} {str(out)!r} exists and is not a folder")
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".probe-", dir=out)
         os.close(fd)
         os.remove(probe)
     except OSError as err:
-        raise BadInput(f"--out {str(out)!r} is not writable ({err.strerror or err})") from None
+        raise BadInput(f"{flag} {str(out)!r} is not writable ({err.strerror or err})") from None
     return out
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from workbench.core.files import readable, write_atomic
-from workbench.core.validate import CKPT_DIR, BadInput, check_trainer_state, checkpoint_pointer
+from workbench.core.validate import CKPT_DIR, STATE_SHAPE, BadInput, check_trainer_state, checkpoint_pointer, read_json
 
 BEST = "best.safetensors"  # the best validation's weights so far (TrainConfig.keep_best)
 
@@ -71,10 +71,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler, sampler, steps: int
     so does a state of another run: a step outside ``steps``, no sampler state, or another ``config``."""
     from safetensors.torch import load_file
 
-    try:
-        state = json.loads((path / "trainer_state.json").read_text())
-    except (OSError, ValueError) as err:
-        raise BadInput(f"checkpoint {path} is corrupted or incomplete: {err}") from None
+    state = read_json(path / "trainer_state.json", "trainer state", STATE_SHAPE)
     check_trainer_state(path, state, steps, config)  # before anything is restored
     try:
         weights = load_file(path / "model.safetensors")
@@ -98,7 +95,7 @@ def load_best(path: Path):
     from safetensors.torch import load_file
 
     try:
-        meta = json.loads((path / "trainer_state.json").read_text()).get("best")
+        meta = read_json(path / "trainer_state.json", "trainer state", STATE_SHAPE).get("best")
         return None if meta is None else (meta["val_accuracy"], meta["step"], load_file(path / BEST))
     except Exception as err:
         raise BadInput(f"checkpoint {path} is corrupted or incomplete: {err}") from None

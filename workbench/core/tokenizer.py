@@ -16,10 +16,13 @@ from pathlib import Path
 
 from transformers import AutoTokenizer, PreTrainedTokenizer
 
+from workbench.core.validate import BadInput, read_json
+
 # every character the five tasks write, plus the rest of printable ASCII for users' own data
 ALPHABET = "\n" + "".join(c for c in string.printable if c not in "\t\n\r\x0b\x0c")
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 VOCAB_FILE = "vocab.json"
+VOCAB_SHAPE = 'an object {"alphabet": "..."}'
 
 
 class CharTokenizer(PreTrainedTokenizer):
@@ -30,8 +33,9 @@ class CharTokenizer(PreTrainedTokenizer):
 
     def __init__(self, vocab_file: str | None = None, alphabet: str = ALPHABET, **kwargs):
         if vocab_file is not None:
-            with open(vocab_file) as f:
-                chars = json.load(f)["alphabet"]
+            chars = read_json(vocab_file, "character vocabulary", VOCAB_SHAPE).get("alphabet")
+            if not isinstance(chars, str) or not chars:
+                raise BadInput(f"{vocab_file}: no \"alphabet\" string; expected {VOCAB_SHAPE}")
         else:
             chars = alphabet
         self._vocab = {tok: i for i, tok in enumerate(SPECIALS)}
@@ -77,6 +81,6 @@ class CharTokenizer(PreTrainedTokenizer):
 def load_tokenizer(path_or_name: str, **kwargs):
     """Our CharTokenizer when the folder holds one, else ``AutoTokenizer``."""
     config = Path(path_or_name) / "tokenizer_config.json"
-    if config.exists() and json.loads(config.read_text()).get("tokenizer_class") == "CharTokenizer":
+    if config.exists() and read_json(config, "tokenizer config").get("tokenizer_class") == "CharTokenizer":
         return CharTokenizer.from_pretrained(path_or_name)
     return AutoTokenizer.from_pretrained(path_or_name, **kwargs)

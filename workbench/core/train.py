@@ -126,6 +126,8 @@ class TaskSampler:
         task = task_suite.get(name)
         if levels is None:
             return tuple(lv for lv in task.levels if lv <= task.bbh_level)
+        if not levels:
+            raise ValueError(f"no levels given for {name}; give some of {list(task.levels)}, or None for its default")
         return tuple(task.check_level(lv) for lv in levels)
 
     def level_weights(self, task_name: str, step: int) -> dict[int, float]:

@@ -82,13 +82,30 @@ def _no_constant(name: str):
 
 
 def _kind(obj) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(obj), "a number")
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null", int: "a number",
+            float: "a number", bytes: "bytes"}.get(type(obj), type(obj).__name__)
 
 
 def is_int(value) -> bool:
     """An int that is not a bool (JSON ``true`` would otherwise pass as level 1)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_text(text, what: str = "the prompt") -> str:
+    """A question typed for a model (a widget's text box, a notebook's argument): text that is not blank."""
+    if not isinstance(text, str):
+        raise BadInput(f"{what} is {_kind(text)}; expected text, a question for the model to answer")
+    if not text.strip():
+        raise BadInput(f"{what} is empty: type a question for the model to answer")
+    return text
+
+
+def check_count(value, what: str, low: int = 1, high: int | None = None) -> int:
+    """An integer setting (a budget, a step, a number of samples) between ``low`` and ``high``."""
+    if not is_int(value) or value < low or (high is not None and value > high):
+        wanted = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+        raise BadInput(f"{what} is {value!r}; expected {wanted}")
+    return value
 
 
 # model folders -----------------------------------------------------------------------------------
@@ -197,35 +214,48 @@ LINE_SHAPE = ('an object {"input": str, "target": str} with optional "rationale"
               "task's levels) and \"task\"")
 
 
-def read_examples(path: str | Path, task) -> list[tuple[int, object]]:
-    """``(line number, Example)`` for each non-blank line of a user's JSONL file, every field checked
-    against ``task`` (a ``workbench.tasks.Task``): types, the task's levels and the form of its answers."""
-    from workbench.tasks import Example
-
+def read_jsonl(path: str | Path, what: str, expected: str) -> list[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file; BadInput naming the file and line of the
+    first that is not a JSON object, or the file when it is missing, a folder, not UTF-8 or empty."""
     path = Path(path)
     if path.is_dir():
-        raise BadInput(f"data {str(path)!r} is a folder; expected a JSONL file, one {LINE_SHAPE} per line")
+        raise BadInput(f"{what} {str(path)!r} is a folder; expected a JSONL file, one {expected} per line")
     if not path.is_file():
-        raise BadInput(f"data file {str(path)!r} does not exist")
+        raise BadInput(f"{what} file {str(path)!r} does not exist")
     try:
         lines = path.read_bytes().decode("utf-8").splitlines()
     except UnicodeDecodeError as err:
         raise BadInput(f"{path}: not UTF-8 text (byte {err.start}); expected JSONL") from None
     except OSError as err:
-        raise BadInput(f"data file {str(path)!r} cannot be read ({err.strerror or err})") from None
+        raise BadInput(f"{what} file {str(path)!r} cannot be read ({err.strerror or err})") from None
     out = []
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        where = f"{path}:{lineno}"
         try:
             obj = json.loads(line, parse_constant=_no_constant)
         except json.JSONDecodeError as err:
-            raise BadInput(f"{where}: not valid JSON ({err.msg})") from None
+            raise BadInput(f"{path}:{lineno}: not valid JSON ({err.msg})") from None
         except (ValueError, RecursionError) as err:
-            raise BadInput(f"{where}: not valid JSON ({err or 'nested too deeply'}); expected {LINE_SHAPE}") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("input"), str) \
-                or not isinstance(obj.get("target"), str):
+            raise BadInput(f"{path}:{lineno}: not valid JSON ({err or 'nested too deeply'}); expected {expected}") \
+                from None
+        if not isinstance(obj, dict):
+            raise BadInput(f"{path}:{lineno}: expected {expected}, got {_kind(obj)}")
+        out.append((lineno, obj))
+    if not out:
+        raise BadInput(f"{path}: no examples in the file")
+    return out
+
+
+def read_examples(path: str | Path, task) -> list[tuple[int, object]]:
+    """``(line number, Example)`` for each non-blank line of a user's JSONL file, every field checked
+    against ``task`` (a ``workbench.tasks.Task``): types, the task's levels and the form of its answers."""
+    from workbench.tasks import Example
+
+    out = []
+    for lineno, obj in read_jsonl(path, "data", LINE_SHAPE):
+        where = f"{path}:{lineno}"
+        if not isinstance(obj.get("input"), str) or not isinstance(obj.get("target"), str):
             raise BadInput(f'{where}: expected an object with string fields "input" and "target"')
         if not obj["input"].strip():
             raise BadInput(f'{where}: "input" is empty; expected {LINE_SHAPE}')
@@ -242,8 +272,23 @@ def read_examples(path: str | Path, task) -> list[tuple[int, object]]:
         if "level" in obj and not (is_int(level) and level in task.levels):
             raise BadInput(f"{where}: level must be an integer, one of {list(task.levels)}, got {level!r}")
         out.append((lineno, Example(task.name, level, obj["input"], rationale, obj["target"])))
-    if not out:
-        raise BadInput(f"{path}: no examples in the file")
+    return out
+
+
+RECORD_SHAPE = 'an object {"task": str, "level": int, "input": str, "rationale": str, "target": str}'
+
+
+def read_records(path: str | Path, what: str) -> list:
+    """The Examples of a JSONL file the workbench wrote itself (a cache): every line an object with exactly the
+    fields of an Example, of their types; BadInput naming the file and the line of the first that is not."""
+    from workbench.tasks import Example
+
+    out = []
+    for lineno, obj in read_jsonl(path, what, RECORD_SHAPE):
+        if set(obj) != {"task", "level", "input", "rationale", "target"} or not is_int(obj["level"]) \
+                or not all(isinstance(obj[k], str) for k in ("task", "input", "rationale", "target")):
+            raise BadInput(f"{path}:{lineno}: {what} line is not {RECORD_SHAPE}")
+        out.append(Example(**obj))
     return out
 
 
@@ -262,6 +307,31 @@ def check_new_file(path: str | Path, flag: str, force: bool = False) -> Path:
     if path.exists() and not force:
         raise BadInput(f"{flag} {str(path)!r} exists; pass --force to replace it, or give a new file name")
     return path
+
+
+def needs_writing(path: str | Path, text: str, force: bool = False) -> bool:
+    """Whether ``path`` must be written to hold ``text``: False when it holds it already, True when it is absent
+    (or with ``force``); BadInput when it holds something else, naming its first differing line, so a file a
+    user edited is never replaced without ``--force``."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadInput(f"{path} is a folder; expected a file the workbench writes there (move the folder away)")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise BadInput(f"{path.parent} is a file; expected a folder holding {path.name} (move the file away)")
+    if not path.exists():
+        return True
+    try:
+        old = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        old = None
+    if old == text:
+        return False
+    if force:
+        return True
+    at = 1 if old is None else next((i for i, (a, b) in enumerate(
+        zip(old.splitlines() + [None], text.splitlines() + [None]), 1) if a != b), 1)
+    raise BadInput(f"{path}:{at}: differs from what the workbench would write there; pass --force to replace it "
+                   "(it may hold your edits), or write elsewhere")
 
 
 def checkpoint_pointer(out: str | Path) -> Path | None:
@@ -310,17 +380,33 @@ def check_trainer_state(path: Path, state, steps: int | None = None, config: dic
     return state
 
 
+def check_folder(folder: str | Path, flag: str, wanted: str = "a new or empty folder") -> Path:
+    """``folder`` as a Path, once it names a folder (it may not exist yet) and is not a file."""
+    if not str(folder).strip() or "\0" in str(folder):
+        raise BadInput(f"{flag} {str(folder)!r} names no folder; give {wanted}")
+    path = Path(folder).expanduser()
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"{flag} {str(folder)!r} exists and is not a folder")
+    return path
+
+
+def _folder_entries(out: str | Path, flag: str = "--out") -> tuple[Path, list[str]]:
+    """``out`` as a Path and the names in it (none when absent), but for the lock and scratch files of the
+    workbench's own writes; BadInput when it names no folder or is a file."""
+    out = check_folder(out, flag)
+    if not out.exists():
+        return out, []
+    return out, sorted(p.name for p in out.iterdir() if not p.name.startswith((LOCK, *SCRATCH)))
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
 def check_out_folder(out: str | Path, task: str, resume: bool = False) -> Path:
     """``--out`` for a training run: absent, empty, or a folder this project wrote for the same ``task``
     (an unfinished run, with ``resume``). A finished model is never rewritten. Nothing is created here."""
-    if not str(out).strip():
-        raise BadInput(f"--out {str(out)!r} names no folder; give a new or empty folder")
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {str(out)!r} exists and is not a folder")
-    if not out.exists():
-        return out
-    entries = sorted(p.name for p in out.iterdir() if p.name != LOCK and not p.name.startswith(SCRATCH))
+    out, entries = _folder_entries(out)
     if not entries:
         return out
     if (out / CARD).exists():
@@ -331,8 +417,8 @@ def check_out_folder(out: str | Path, task: str, resume: bool = False) -> Path:
                        "(not by --resume either): choose another folder")
     ckpt = checkpoint_pointer(out)
     if ckpt is None:
-        raise BadInput(f"--out {str(out)!r} holds files this workbench did not write ({', '.join(entries[:3])}"
-                       f"{', ...' if len(entries) > 3 else ''}); give an absent or empty folder")
+        raise BadInput(f"--out {str(out)!r} holds files this workbench did not write ({_some(entries)}); "
+                       "give an absent or empty folder")
     written = read_json(ckpt / "trainer_state.json", "trainer state", STATE_SHAPE).get("config") or {}
     if written.get("tasks", [task]) != [task]:
         raise BadInput(f"--out {str(out)!r} holds an unfinished run of {', '.join(map(str, written['tasks']))}, "
@@ -341,3 +427,30 @@ def check_out_folder(out: str | Path, task: str, resume: bool = False) -> Path:
         raise BadInput(f"--out {str(out)!r} holds checkpoints of an unfinished run; pass --resume to continue it "
                        "or choose another folder")
     return out
+
+
+EXPORT_SPEC = "export.json"  # what ``agent.export`` writes beside the files it exports
+EXPORT_SHAPE = 'an object with "artifacts" (an object), as an export writes it'
+
+
+def check_export_folder(out: str | Path, flag: str = "--out") -> Path:
+    """A folder to export models into (``bench agent --out``): absent, empty, or one an earlier export wrote (its
+    ``export.json`` reads), whose exported files a new export replaces. A folder of anything else is refused:
+    its files are never overwritten. Nothing is created here."""
+    out, entries = _folder_entries(out, flag)
+    if not entries:
+        return out
+    if EXPORT_SPEC not in entries:
+        raise BadInput(f"{flag} {str(out)!r} holds files that are not an export of this workbench "
+                       f"({_some(entries)}); give an absent or empty folder, or one an earlier export wrote")
+    read_export_spec(out)
+    return out
+
+
+def read_export_spec(folder: str | Path) -> dict:
+    """An export folder's ``export.json``, checked: an object with an ``artifacts`` object."""
+    path = Path(folder) / EXPORT_SPEC
+    spec = read_json(path, "export spec", EXPORT_SHAPE)
+    if not isinstance(spec.get("artifacts"), dict):
+        raise BadInput(f"{path}: no \"artifacts\" object; expected {EXPORT_SHAPE}")
+    return spec

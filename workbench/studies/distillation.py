@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -144,13 +145,30 @@ def _write_jsonl(path: Path, examples: list[Example]) -> None:
     write_atomic(path, "".join(json.dumps(asdict(ex)) + "\n" for ex in examples))  # never read back half-written
 
 
+def _cached_texts(path: Path, examples: list[Example]) -> list[Example] | None:
+    """The cached teacher texts for ``examples``, or None (with a warning naming the file and line) when the cache
+    is damaged: it is the project's own derived file, so it is discarded and made again, not left to the user."""
+    from workbench.core.validate import BadInput, read_records
+
+    try:
+        cached = read_records(path, "teacher texts cache")
+        if [e.input for e in cached] != [e.input for e in examples]:
+            raise BadInput(f"{path}: holds {len(cached)} texts, not the {len(examples)} inputs it was made for")
+    except BadInput as err:
+        warnings.warn(f"{err}; discarding it and asking the teacher again", stacklevel=3)
+        return None
+    return cached
+
+
 def teacher_texts(teacher, tokenizer, examples: list[Example], teacher_id: str, batch_size: int = 64,
                   max_new_tokens: int | None = None) -> list[Example]:
     """``distill.teacher_examples`` for a pool, cached on disk under the teacher's identity and the inputs."""
     key = {"teacher": teacher_id, "inputs": [e.input for e in examples], "budget": max_new_tokens, "version": 1}
     path = _cache_file("texts", key)
     if path.exists():
-        return [Example(**json.loads(line)) for line in path.read_text().splitlines()]
+        cached = _cached_texts(path, examples)
+        if cached is not None:
+            return cached
     made = distill.teacher_examples(teacher, tokenizer, examples, batch_size=batch_size, max_new_tokens=max_new_tokens)
     _write_jsonl(path, made)
     return made

@@ -41,7 +41,7 @@ class Task:
     answer_hint: str = "a non-empty answer on one line"  # ``answer_form`` in words, for error messages
 
     def check_level(self, level: int) -> int:
-        if level not in self.levels:
+        if isinstance(level, bool) or not isinstance(level, int) or level not in self.levels:  # True is not level 1
             raise ValueError(
                 f"task {self.name!r} has no level {level!r}; levels are {list(self.levels)}"
             )

@@ -110,8 +110,7 @@ def bench_agent(profile: str | None = None, out: str = "artifacts/tool_call_expo
     exported files are replaced, nothing else there is touched), and one run at a time (``files.locked``)."""
     from workbench.core.artifacts import check_writable
     from workbench.core.env import machine, profile_name
-    from workbench.core.files import locked
-    from workbench.core.validate import check_export_folder
+    from workbench.core.files import check_export_folder, locked
 
     prof = profile_name(profile)
     check_export_folder(out)  # before a model loads

@@ -64,6 +64,7 @@ def cmd_eval(args) -> int:
     from workbench import tasks
     from workbench.core import env, validate
     from workbench.core.evaluate import EvalConfig, evaluate
+    from workbench.core.files import check_new_file
     from workbench.core.models import PRETRAINED, load_pretrained, resolve
     from workbench.tasks import splits
 
@@ -73,7 +74,7 @@ def cmd_eval(args) -> int:
             raise UsageError("--level selects a level of the task's test split; with --data, put a \"level\" "
                              "field on the lines instead")
         if args.predictions is not None:
-            validate.check_new_file(args.predictions, "--predictions", args.force)
+            check_new_file(args.predictions, "--predictions", args.force)
         if args.data is not None:
             lines = validate.read_examples(args.data, task)[: args.n]
             labels, examples = [f"{args.data}:{n}" for n, _ in lines], [ex for _, ex in lines]
@@ -120,7 +121,7 @@ def cmd_train(args) -> int:
     from workbench.core import env
     from workbench.core.recipes import train_specialist
 
-    names = [t for t in args.task.split(",") if t]
+    names = [t for t in args.task.split(",") if t] or [args.task]  # "" is an unknown task, not zero tasks
     try:
         for name in names:
             tasks.get(name)
@@ -184,18 +185,17 @@ def cmd_bench(args) -> int:
 
 def cmd_data(args) -> int:
     from workbench import tasks
-    from workbench.core import validate
     from workbench.core.artifacts import check_writable
-    from workbench.core.files import write_atomic
+    from workbench.core.files import check_folder, needs_writing, write_atomic
     from workbench.tasks import splits
 
     try:
         names = list(tasks.TASKS) if args.task is None else [tasks.get(args.task).name]
-        folder = splits.DATA_DIR if args.dir is None else validate.check_folder(args.dir, "--dir", "a folder")
+        folder = splits.DATA_DIR if args.dir is None else check_folder(args.dir, "--dir", "a folder")
     except ValueError as err:
         raise UsageError(str(err)) from None
     files = {p: text for name in names for p, text in splits.texts(name, folder).items()}
-    todo = [p for p, text in files.items() if validate.needs_writing(p, text, args.force)]  # all checked first
+    todo = [p for p, text in files.items() if needs_writing(p, text, args.force)]  # all checked first
     if todo:
         check_writable(folder, "--dir")
     for p in todo:

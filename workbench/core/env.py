@@ -47,6 +47,8 @@ def profile_name(value: str | None = None) -> str:
     if not isinstance(value, str):
         raise BadInput(f"{source} {value!r} is not a name; choose one of {', '.join(PROFILES)}")
     value = value.strip().lower()
+    if not value and source == "profile":  # an empty WORKBENCH_PROFILE means unset; an empty argument is a mistake
+        raise BadInput(f"profile {value!r} is empty; choose one of {', '.join(PROFILES)}")
     if not value:
         import torch
 

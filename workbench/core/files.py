@@ -6,6 +6,9 @@ before it takes the real name. ``locked(out)`` holds ``out/.workbench.lock`` (pr
 of a run: a second run into the same folder is refused while the first lives, and the lock of a process that
 died (kill -9) is reported and taken over. A lock written on another host (a shared network folder) is never
 judged by a process id of this one: it refuses, naming the host and the file to delete if that run has ended.
+Where it may write is checked before anything is: ``check_out_folder`` (training: absent, empty, or an unfinished
+run of the same task), ``check_export_folder``, ``check_new_file`` (``--predictions``) and ``needs_writing``
+(``data``: never replaces a file that differs without ``--force``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from workbench.core.validate import LOCK, BadInput
+from workbench.core.validate import (
+    CARD,
+    EXPORT_SPEC,
+    LOCK,
+    SCRATCH,
+    STATE_SHAPE,
+    BadInput,
+    checkpoint_pointer,
+    read_card,
+    read_export_spec,
+    read_json,
+)
 
 FILE_MODE, DIR_MODE = 0o644, 0o755
 
@@ -133,3 +147,108 @@ def locked(out: str | Path, flag: str = "--out"):
         if _holder(lock)[0] == os.getpid():
             with contextlib.suppress(OSError):
                 os.remove(lock)
+
+
+# where the workbench may write: checked before anything is written ---------------------------------------
+def check_new_file(path: str | Path, flag: str, force: bool = False) -> Path:
+    """A file to be written: its folder exists, and the file does not (unless ``force``)."""
+    path = Path(path).expanduser()
+    if not str(path).strip() or path.name in ("", ".", ".."):
+        raise BadInput(f"{flag} {str(path)!r} names no file; give a new file name")
+    if path.is_dir():
+        raise BadInput(f"{flag} {str(path)!r} is a folder; give a new file name")
+    if not path.parent.is_dir():
+        raise BadInput(f"{flag} {str(path)!r}: folder {str(path.parent)!r} does not exist; create it first")
+    if not os.access(path.parent, os.W_OK):
+        raise BadInput(f"{flag} {str(path)!r}: folder {str(path.parent)!r} is not writable")
+    if path.exists() and not force:
+        raise BadInput(f"{flag} {str(path)!r} exists; pass --force to replace it, or give a new file name")
+    return path
+
+
+def needs_writing(path: str | Path, text: str, force: bool = False) -> bool:
+    """Whether ``path`` must be written to hold ``text``: False when it holds it already, True when it is absent
+    (or with ``force``); BadInput when it holds something else, naming its first differing line, so a file a
+    user edited is never replaced without ``--force``."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadInput(f"{path} is a folder; expected a file the workbench writes there (move the folder away)")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise BadInput(f"{path.parent} is a file; expected a folder holding {path.name} (move the file away)")
+    if not path.exists():
+        return True
+    try:
+        old = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        old = None
+    if old == text:
+        return False
+    if force:
+        return True
+    at = 1 if old is None else next((i for i, (a, b) in enumerate(
+        zip(old.splitlines() + [None], text.splitlines() + [None]), 1) if a != b), 1)
+    raise BadInput(f"{path}:{at}: differs from what the workbench would write there; pass --force to replace it "
+                   "(it may hold your edits), or write elsewhere")
+
+
+def check_folder(folder: str | Path, flag: str, wanted: str = "a new or empty folder") -> Path:
+    """``folder`` as a Path, once it names a folder (it may not exist yet) and is not a file."""
+    if not str(folder).strip() or "\0" in str(folder):
+        raise BadInput(f"{flag} {str(folder)!r} names no folder; give {wanted}")
+    path = Path(folder).expanduser()
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"{flag} {str(folder)!r} exists and is not a folder")
+    return path
+
+
+def _folder_entries(out: str | Path, flag: str = "--out") -> tuple[Path, list[str]]:
+    """``out`` as a Path and the names in it (none when absent), but for the lock and scratch files of the
+    workbench's own writes; BadInput when it names no folder or is a file."""
+    out = check_folder(out, flag)
+    if not out.exists():
+        return out, []
+    return out, sorted(p.name for p in out.iterdir() if not p.name.startswith((LOCK, *SCRATCH)))
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
+def check_out_folder(out: str | Path, task: str, resume: bool = False) -> Path:
+    """``--out`` for a training run: absent, empty, or a folder this project wrote for the same ``task``
+    (an unfinished run, with ``resume``). A finished model is never rewritten. Nothing is created here."""
+    out, entries = _folder_entries(out)
+    if not entries:
+        return out
+    if (out / CARD).exists():
+        tasks = read_card(out)["tasks"]
+        if tasks != [task]:
+            raise BadInput(f"--out {str(out)!r} holds a model of {', '.join(tasks)}, not {task}; choose another folder")
+        raise BadInput(f"--out {str(out)!r} already holds a trained model; a finished model is never rewritten "
+                       "(not by --resume either): choose another folder")
+    ckpt = checkpoint_pointer(out)
+    if ckpt is None:
+        raise BadInput(f"--out {str(out)!r} holds files this workbench did not write ({_some(entries)}); "
+                       "give an absent or empty folder")
+    written = read_json(ckpt / "trainer_state.json", "trainer state", STATE_SHAPE).get("config") or {}
+    if written.get("tasks", [task]) != [task]:
+        raise BadInput(f"--out {str(out)!r} holds an unfinished run of {', '.join(map(str, written['tasks']))}, "
+                       f"not {task}; choose another folder")
+    if not resume:
+        raise BadInput(f"--out {str(out)!r} holds checkpoints of an unfinished run; pass --resume to continue it "
+                       "or choose another folder")
+    return out
+
+
+def check_export_folder(out: str | Path, flag: str = "--out") -> Path:
+    """A folder to export models into (``bench agent --out``): absent, empty, or one an earlier export wrote (its
+    ``export.json`` reads), whose exported files a new export replaces. A folder of anything else is refused:
+    its files are never overwritten. Nothing is created here."""
+    out, entries = _folder_entries(out, flag)
+    if not entries:
+        return out
+    if EXPORT_SPEC not in entries:
+        raise BadInput(f"{flag} {str(out)!r} holds files that are not an export of this workbench "
+                       f"({_some(entries)}); give an absent or empty folder, or one an earlier export wrote")
+    read_export_spec(out)
+    return out

@@ -7,6 +7,7 @@ from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
 from workbench.agent.constrain import CallGrammar, ConstrainedDecoder
 from workbench.agent.lean import LeanDecoder, LeanLlama, char_pieces, lean_greedy
+from workbench.agent.router import Router
 from workbench.core.evaluate import generate, student_prompt
 from workbench.core.tokenizer import CharTokenizer
 from workbench.tasks import ANSWER_PREFIX, splits
@@ -112,3 +113,28 @@ def test_only_plain_tiny_llamas_and_character_tokenizers_take_the_lean_path(vari
     assert char_pieces(PairTokenizer()) is None
     with pytest.raises(ValueError, match="lean path cannot run this model"):
         LeanLlama(int8)
+    assert Router(model, tok).decoder == "lean" and Router(model, tok, lean=False).decoder == "transformers"
+    assert Router(int8, tok).decoder == "transformers"
+    assert Router(model, PairTokenizer()).decoder == "transformers"
+
+
+@pytest.mark.parametrize("constrained", [True, False])
+def test_router_decisions_are_the_same_on_both_paths(varied_student, constrained):
+    model, tok = varied_student
+    requests = [e.input for e in REQUESTS[:5]]
+    lean = Router(model, tok, constrained=constrained, max_new_tokens=24).route_many(requests, batch_size=1)
+    ref = Router(model, tok, constrained=constrained, max_new_tokens=24, lean=False).route_many(requests, 1)
+    assert [d.raw for d in lean] == [d.raw for d in ref]
+    assert all(d.model_ms > 0 and d.tokens > 0 for d in lean)
+    assert all(d.model_ms is None for d in ref) != constrained  # generate() hides the model's share
+
+
+def test_the_lean_step_follows_weights_changed_in_place():
+    model = student(CONFIGS[0][1], seed=2)
+    router = Router(model, TOK, constrained=False, max_new_tokens=12)
+    before = router.route("What is 2+3?").raw
+    with torch.no_grad():
+        model.model.layers[0].self_attn.q_proj.weight.mul_(-3)  # the lean step's fused q/k/v copy is out of date
+    after = router.route("What is 2+3?").raw
+    assert after == Router(model, TOK, constrained=False, max_new_tokens=12, lean=False).route("What is 2+3?").raw
+    assert after != before

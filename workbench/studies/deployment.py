@@ -130,7 +130,7 @@ def verdict(rows: list[dict], checks: list[dict] | None = None) -> dict:
     spec = next(r for r in rows if r["router"] == "specialist fp32, constrained")
     general = next((r for r in rows if "(chat), constrained" in r["router"]), None)
     out = {"exact_calls": spec["accuracy"], "exact_calls_met": spec["accuracy"] >= 0.95,
-           "valid_json_constrained": min(r["valid_json"] for r in rows if r["router"].endswith("constrained")),
+           "valid_json_constrained": min(r["valid_json"] for r in rows if ", constrained" in r["router"]),
            "p50_speedup_vs_pretrained": general["p50_ms"] / spec["p50_ms"] if general else None}
     out["valid_json_met"] = out["valid_json_constrained"] == 1.0
     out["speedup_met"] = bool(general) and out["p50_speedup_vs_pretrained"] >= 10

@@ -1,6 +1,6 @@
 """The lean decode path: a tiny Llama student routes a request without transformers' per-token machinery.
 
-    lm = LeanLlama(model)                      # the model's own weights; None-free check: LeanLlama.unsupported(model)
+    lm = LeanLlama(model)                      # LeanLlama.unsupported(model) says why a model cannot take it
     lean_greedy(lm, tok, "What is 2+2?\\n", 64)  # == evaluate.generate(model, tok, [...], 64, 1)[0]
     LeanDecoder(lm, tok, grammar, answer_prefix=None).run(prompt, 480, suffix="")   # == constrained_generate
 

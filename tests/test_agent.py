@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from workbench.agent import router as agent
-from workbench.agent.router import Registry, Router, ToolError, calculator
+from workbench.agent.router import Registry, Reply, Router, ToolError, calculator
 from workbench.tasks import splits
 from workbench.tasks.tool_call import TOOLS, canonical
 
@@ -144,7 +144,7 @@ def stub(router: Router, monkeypatch, raw: str) -> list[str]:
 
     def ask(text):
         asked.append(text)
-        return raw, False, False
+        return Reply(raw)
 
     monkeypatch.setattr(router, "_ask", ask)
     return asked

@@ -109,6 +109,23 @@ def test_allowed_next_and_finish():
             assert valid_call(target[:i] + GRAMMAR.finish(target[:i])), target[:i]
 
 
+@pytest.mark.parametrize("ground", [False, True])
+def test_a_state_advanced_a_character_at_a_time_agrees_with_the_prefix_check(ground):
+    import string
+
+    for ex in splits.load("tool_call", "test")[::50]:
+        g = CallGrammar(request=ex.input, ground=ground)
+        s = g.state()
+        for i, c in enumerate(ex.target):
+            assert set(g.allowed(s, string.printable)) == g.allowed_next(ex.target[:i]), ex.target[:i]
+            assert g.allowed(s, string.printable) == g.allowed(s, string.printable)  # the table's second read
+            assert g.advance(s, "\x01") is None and not g.done(s)
+            s = g.advance(s, c)
+            assert s is not None and s.signature() == g.state(ex.target[:i + 1]).signature()
+        assert g.done(s) and g.allowed(s, string.printable) == ""
+        assert g.advance(g.state(), ex.target).signature() == s.signature()
+
+
 @pytest.mark.slow  # a fresh interpreter
 def test_grammar_imports_no_torch():
     code = "import sys, workbench.agent.grammar; assert 'torch' not in sys.modules"

@@ -141,10 +141,10 @@ def test_router_never_raises_on_model_output(routers, output):
         if kind == "student":
             d = router.route("what is 2 + 2")
         else:  # a chat template needs a chat tokenizer; the parse and checks after it are the same code
-            from workbench.agent.router import Decision
+            from workbench.agent.router import Decision, Reply
 
             d = Decision(request="what is 2 + 2")
-            router._finish(d, (output, False, False))
+            router._finish(d, Reply(output))
         assert d.refused or d.valid, (kind, output)
         assert not d.refused or d.reason
 

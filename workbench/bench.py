@@ -100,6 +100,71 @@ def bench_explain(task: str = "boolean_expressions", profile: str | None = None,
             "threads": torch.get_num_threads(), "machine": machine()}
 
 
+def bench_router(model: str | None = None, profile: str | None = None, level: int = 2, n: int = 50,
+                 repeats: int = 3, max_new_tokens: int | None = None) -> dict:
+    """The router's decode paths, lean (``workbench.agent.lean``) and transformers (its forward per token,
+    ``generate`` when free), on the same ``n`` tool_call test requests of ``level`` (2: the reference level).
+
+    Requests go through the paths interleaved, one request to each path in turn (the order rotating), so
+    a machine busy with other work slows every path alike; p50/p95 ms per request are medians over
+    ``repeats`` passes. Also per path: the share of time in the model, the grammar and Python, tokens
+    per second, and how many replies are identical to the transformers path's (the lean path must write
+    the same tokens). ``model``: a tool_call student's folder (default: the profile's cached specialist);
+    ``max_new_tokens``: its rationale budget (None: the router's default)."""
+    import statistics
+
+    import numpy as np
+
+    from workbench.agent.deploy import time_shares
+    from workbench.agent.router import Router
+    from workbench.core.env import machine, profile_name
+    from workbench.core.models import load_pretrained
+    from workbench.core.recipes import specialist
+    from workbench.tasks import splits
+
+    if model is not None:
+        from workbench.core.artifacts import read_card
+
+        card = read_card(model) if (Path(model) / "workbench.json").exists() else {}
+        lm, tok = load_pretrained(model)
+    else:
+        lm, tok, card = specialist("tool_call", profile_name(profile), progress=False)
+    rationale = card.get("train", {}).get("rationale", True)
+    requests = [e.input for e in splits.load("tool_call", "test", level=level, n=n)]
+    paths = {f"{mode}, {dec}": Router(lm, tok, constrained=mode == "constrained", lean=dec == "lean",
+                                       rationale=rationale, max_new_tokens=max_new_tokens)
+             for mode in ("constrained", "free") for dec in ("lean", "transformers")}
+    for r in paths.values():
+        r.route(requests[0])  # warm-up: thread pools, the lean step's tables
+    runs = {p: [[] for _ in range(repeats)] for p in paths}
+    for rep in range(repeats):
+        for i, req in enumerate(requests):
+            names = list(paths)
+            k = (i + rep) % len(names)  # rotate who goes first
+            for p in names[k:] + names[:k]:
+                runs[p][rep].append(paths[p].route(req))
+    rows = []
+    for p, reps in runs.items():
+        ms = [[d.latency_ms for d in ds] for ds in reps]
+        ref = runs[p.split(",")[0] + ", transformers"]
+        rows.append({"path": p, "decoder": paths[p].decoder, "n": len(requests), "repeats": repeats,
+                     "p50_ms": statistics.median(float(np.percentile(m, 50)) for m in ms),
+                     "p95_ms": statistics.median(float(np.percentile(m, 95)) for m in ms),
+                     "same_replies": sum(a.raw == b.raw for a, b in zip(reps[0], ref[0])),
+                     **time_shares([d for ds in reps for d in ds])})
+    return {"model": model or f"tool_call specialist ({profile_name(profile)})", "level": level,
+            "threads": torch.get_num_threads(), "machine": machine(), "rows": rows}
+
+
+def router_table(rows: list[dict]) -> str:
+    """``bench_router``'s rows as a markdown table."""
+    from workbench.core.report import table
+
+    return table(rows, {"path": "{path}", "decoder": "{decoder}", "requests x repeats": "{n} x {repeats}",
+                        "p50 ms": "{p50_ms:.1f}", "p95 ms": "{p95_ms:.1f}", "model / grammar / Python": "{time_split}",
+                        "replies = transformers": "{same_replies}/{n}"})
+
+
 def bench_agent(profile: str | None = None, out: str = "artifacts/tool_call_export", model: str | None = None) -> dict:
     """The tool_call specialist as an agent's router (fp32, int8, ONNX) against the pretrained instruct
     model, on the profile's requests; the exported models checked against PyTorch on the whole test split.

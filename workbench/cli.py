@@ -6,6 +6,7 @@
     python -m workbench bench train --profile laptop   # training throughput vs matmul speed
     python -m workbench bench explain                  # Integrated Gradients time for one generated token
     python -m workbench bench agent                    # the tool_call specialist as a router vs SmolLM2
+    python -m workbench bench router --model DIR       # its lean decode path against transformers', interleaved
     python -m workbench data      # regenerate data/ (the fixed splits; --force replaces files that differ)
     python -m workbench report    # reports/results.md from reports/results.json
 
@@ -146,14 +147,14 @@ def cmd_train(args) -> int:
 
 def cmd_bench(args) -> int:
     from workbench import tasks
-    from workbench.bench import bench_agent, bench_explain, bench_train
+    from workbench.bench import bench_agent, bench_explain, bench_router, bench_train
 
     try:
         tasks.get(args.task)
         from workbench.core.env import profile_name
 
         profile_name(args.profile)
-        if args.what == "agent" and args.model:
+        if args.what in ("agent", "router") and args.model:
             from workbench.core.models import resolve
             from workbench.core.validate import check_model_folder
 
@@ -165,6 +166,14 @@ def cmd_bench(args) -> int:
         print(out["table"])
         print(out["export_table"])
         print(json.dumps({k: v for k, v in out.items() if not k.endswith("table")}, default=str))
+        return 0
+    if args.what == "router":
+        from workbench.bench import router_table
+
+        out = bench_router(args.model, args.profile, args.level, args.n, args.repeats)
+        print(router_table(out["rows"]))
+        print(f"{out['model']}, level {out['level']}, {out['threads']} threads, {out['machine']}")
+        print(json.dumps(out, default=str))
         return 0
     if args.what == "explain":
         out = bench_explain(args.task, args.profile)
@@ -249,16 +258,20 @@ def parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="benchmarks: `bench train` sets training throughput beside matmul speed; "
                        "`bench explain` times Integrated Gradients for one generated token; `bench agent` runs "
-                       "the tool_call specialist as an agent's router against the pretrained model")
-    b.add_argument("what", choices=("train", "explain", "agent"))
+                       "the tool_call specialist as an agent's router against the pretrained model; `bench router` "
+                       "times its lean decode path against transformers', request by request")
+    b.add_argument("what", choices=("train", "explain", "agent", "router"))
     b.add_argument("--task", default="boolean_expressions")
     b.add_argument("--profile", help="whose recipe to time (default: WORKBENCH_PROFILE, else by hardware)")
     b.add_argument("--steps", type=_positive, default=120, help="steps timed (after two warm-up buckets)")
     b.add_argument("--out", default="artifacts/tool_call_export",
                    help="bench agent: folder for the exported ONNX / torch.export models: absent, empty, or one an "
                    "earlier export wrote (its exported files are replaced; nothing else is touched)")
-    b.add_argument("--model", help="bench agent: a folder with a trained tool_call student (default: the "
-                   "profile's cached specialist)")
+    b.add_argument("--model", help="bench agent, router: a folder with a trained tool_call student (default: "
+                   "the profile's cached specialist)")
+    b.add_argument("--level", type=_positive, default=2, help="bench router: the tool_call test level (2: reference)")
+    b.add_argument("--n", type=_positive, default=50, help="bench router: requests")
+    b.add_argument("--repeats", type=_positive, default=3, help="bench router: passes over the requests")
     b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("data", help="regenerate the fixed splits in data/: writes the files that are missing; a "

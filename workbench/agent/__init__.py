@@ -1,12 +1,13 @@
-"""What you ship to an agent: tools with JSON Schemas, the grammar and constrained decoding, the router,
-export, runtimes and the deployment checks. ``workbench.agent.Router`` (and every other name of
-``workbench.agent.router``) is reached from here; ``workbench.agent.tools`` needs no torch."""
+"""What you ship to an agent: tools with JSON Schemas, the grammar and constrained decoding (with its lean
+decode path for tiny students), the router, export, runtimes and the deployment checks.
+``workbench.agent.Router`` (and every other name of ``workbench.agent.router``) is reached
+from here; ``workbench.agent.tools`` needs no torch."""
 
 from __future__ import annotations
 
 import importlib
 
-MODULES = ("tools", "grammar", "jsonprefix", "constrain", "router", "export", "runtimes", "deploy")
+MODULES = ("tools", "grammar", "jsonprefix", "constrain", "lean", "router", "export", "runtimes", "deploy")
 
 
 def __getattr__(name: str):

@@ -36,6 +36,8 @@ class Constrained:
     steps: int = 0  # tokens generated, free and constrained
     tried: int = 0  # candidate tokens checked against the grammar
     seconds: float = field(default=0.0, repr=False)
+    model_seconds: float = field(default=0.0, repr=False, compare=False)  # of ``seconds``: running the model
+    grammar_seconds: float = field(default=0.0, repr=False, compare=False)  # of it: the grammar's token choice
 
 
 class ConstrainedDecoder:
@@ -50,6 +52,7 @@ class ConstrainedDecoder:
     - ``forced``: the answer prefix was appended; ``fallback``: ``grammar.finish`` completed the call
     - ``past``, ``logits``: the model's KV cache and next-token logits after the last ``feed``
     - ``steps``: tokens generated; ``json_steps``: those of the call; ``tried``: candidates checked
+    - ``model_s``, ``grammar_s``: seconds in ``feed`` (the model) and in ``best_viable`` (the grammar's choice)
     """
 
     def __init__(self, model, tokenizer, grammar: CallGrammar, answer_prefix: str | None = ANSWER_PREFIX,
@@ -69,6 +72,7 @@ class ConstrainedDecoder:
         self.forced = self.fallback = False
         self.past = self.logits = None
         self.steps = self.json_steps = self.tried = 0
+        self.model_s = self.grammar_s = 0.0
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
@@ -79,13 +83,19 @@ class ConstrainedDecoder:
 
     def feed(self, ids: list[int], first: bool = False):
         """Run ``ids`` through the model (from scratch when ``first``), keeping its cache and last logits."""
+        t0 = time.perf_counter()
+        self.logits = self.forward(ids, first)
+        self.model_s += time.perf_counter() - t0
+
+    def forward(self, ids: list[int], first: bool):
+        """The next-token logits [vocab] after ``ids``; keeps the model's cache in ``past``."""
         import torch
 
         out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True,
                          **{self.cache_arg: None if first else self.past})
         past = getattr(out, "cache", None)
         self.past = past if past is not None else getattr(out, "past_key_values", None)
-        self.logits = out.logits[0, -1].float()
+        return out.logits[0, -1].float()
 
     def force_prefix(self):
         """Append the answer prefix the model did not write, on a line of its own."""
@@ -127,8 +137,10 @@ class ConstrainedDecoder:
         """(token, candidate text, its call part) for the most likely top-k token that keeps the call viable."""
         import torch
 
+        t0 = time.perf_counter()
         vocab = self.logits.shape[-1]
         k = min(vocab, self.top_k or (vocab if vocab <= 4096 else 2000))
+        best = None
         for tok in torch.topk(self.logits, k).indices.tolist():
             if not self.writable(tok):
                 continue
@@ -137,8 +149,10 @@ class ConstrainedDecoder:
             part = self.call_part(cand)
             # a token that decodes to nothing would loop forever without moving the call on
             if part is not None and cand != self.text and self.grammar.viable(part):
-                return tok, cand, part
-        return None
+                best = tok, cand, part
+                break
+        self.grammar_s += time.perf_counter() - t0
+        return best
 
     def constrained_step(self) -> bool:
         """Take the best viable token of the call; True once the call is over (complete, or ``fallback``
@@ -190,7 +204,7 @@ class ConstrainedDecoder:
         if self.fallback:
             call += self.grammar.finish(call)
         return Constrained(self.text[:self.start] + call + suffix, call, self.forced, self.fallback, self.steps,
-                           self.tried, time.perf_counter() - t0)
+                           self.tried, time.perf_counter() - t0, self.model_s, self.grammar_s)
 
 
 def constrained_generate(model, tokenizer, prompt: str, grammar: CallGrammar, max_new_tokens: int,

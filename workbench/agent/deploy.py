@@ -8,9 +8,12 @@
 Each row sends the same requests (the tool_call test split, every level) end to end through
 ``agent.Router``: input checks, the model, parsing, the registry's schema and allow-list check,
 execution. It reports exact-call accuracy, the share of replies that parse as JSON and that are
-valid calls, p50/p95 latency per request, requests per second (batched where the path allows it)
-and the peak memory the serving added. Speed figures are measurements of one run on the machine
-named, never assertions.
+valid calls, p50/p95 latency per request, requests per second (batched where the path allows it),
+the peak memory the serving added, which decoder ran (``Router.decoder``: lean or transformers) and
+the share of the requests' time in the model's forward passes, in the grammar's choice of tokens
+and in the rest (Python: checks, prompt, decoding loop, parsing, the tool). Inside transformers'
+``generate`` the model's share cannot be told apart, so those rows leave it out. Speed figures
+are measurements of one run on the machine named, never assertions.
 
 ``export_check`` answers "are the exported models' greedy answers identical to PyTorch's?" on the
 whole test split at the cost of one forward per request: greedy decoding is decided by the argmax
@@ -51,7 +54,7 @@ def serve(label: str, router, examples, batch: int = 1, model_bytes: int | None 
     ms = [d.latency_ms for d in decisions]
     p50, p95 = np.percentile(ms, [50, 95])
     n = len(examples)
-    return {"router": label, "n": n, "batch": batch,
+    return {"router": label, "n": n, "batch": batch, "decoder": router.decoder, **time_shares(decisions),
             "accuracy": sum(d.call is not None and canonical(d.call) == e.target
                             for d, e in zip(decisions, examples)) / n,
             "valid_json": sum(d.call is not None for d in decisions) / n,
@@ -59,6 +62,19 @@ def serve(label: str, router, examples, batch: int = 1, model_bytes: int | None 
             "p50_ms": float(p50), "p95_ms": float(p95), "requests_per_s": n / seconds,
             "peak_mb": mem.peak_mb, "bytes": model_bytes,
             "answers": [canonical(d.call) if d.call is not None else None for d in decisions]}
+
+
+def time_shares(decisions) -> dict:
+    """Shares of the decisions' total time in the model, the grammar and the rest (None where ``generate``
+    hid the model's part), tokens per second of that time, and the split as a table cell."""
+    total = sum(d.latency_ms for d in decisions) or 1e-9
+    if any(d.model_ms is None for d in decisions):
+        return {"model_share": None, "grammar_share": None, "python_share": None, "tokens_per_s": None,
+                "time_split": "— (generate)"}
+    model, grammar = sum(d.model_ms for d in decisions) / total, sum(d.grammar_ms for d in decisions) / total
+    return {"model_share": model, "grammar_share": grammar, "python_share": 1 - model - grammar,
+            "tokens_per_s": 1000 * sum(d.tokens for d in decisions) / total,
+            "time_split": f"{model:.0%} / {grammar:.0%} / {1 - model - grammar:.0%}"}
 
 
 def export_all(model, tokenizer, out: str | Path) -> Path:

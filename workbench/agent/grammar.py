@@ -13,7 +13,10 @@ it calls viable can still be completed (``finish`` writes a short completion). G
 (``ground=True``) also requires every free-text value to be a substring of the request.
 
 The check is a hand-written incremental parser, one character at a time, whose state is cached
-per prefix: a candidate token costs a few microseconds on top of its parent prefix. Because keys
+per prefix: a candidate token costs a few microseconds on top of its parent prefix. A decoder that
+keeps the state itself (``state``, ``advance``, ``done``, ``allowed``: the lean path of
+``workbench.agent.lean``) skips the prefix lookup, and ``allowed`` keeps each state's set of
+allowed characters in a table. Because keys
 are sorted, "arguments" comes before "name": the parser keeps the set of tools still compatible
 with the keys and values written so far, and the name must be one of them. Strings and numbers
 are checked as JSON by ``workbench.agent.jsonprefix``. Pure Python, no torch: ``workbench.agent.constrain``
@@ -86,7 +89,7 @@ def _kind(v) -> str:
     return {bool: "boolean", type(None): "null", int: "integer", float: "number", str: "string"}[type(v)]
 
 
-class _State:
+class State:
     """Where the parser is: phase, keys written, tools still possible, and the value in progress."""
 
     __slots__ = ("phase", "i", "keys", "tools", "key", "raw", "kind", "sval", "esc", "hi", "items", "ast", "at")
@@ -96,12 +99,17 @@ class _State:
         self.raw, self.kind, self.sval, self.esc, self.hi = "", "", "", "", 0  # value: raw text, s/n/l/a
         self.items, self.ast, self.at = (), 0, 0  # arrays: finished items, sub-phase, where the item began
 
-    def copy(self) -> _State:
-        s = _State.__new__(_State)
+    def copy(self) -> State:
+        s = State.__new__(State)
         s.phase, s.i, s.keys, s.tools, s.key = self.phase, self.i, self.keys, self.tools, self.key
         s.raw, s.kind, s.sval, s.esc, s.hi = self.raw, self.kind, self.sval, self.esc, self.hi
         s.items, s.ast, s.at = self.items, self.ast, self.at
         return s
+
+    def signature(self) -> tuple:
+        """Every field: two states with equal signatures accept the same continuations."""
+        return (self.phase, self.i, self.keys, self.tools, self.key, self.raw, self.kind, self.sval, self.esc,
+                self.hi, self.items, self.ast, self.at)
 
 
 class CallGrammar:
@@ -127,8 +135,9 @@ class CallGrammar:
                 groups.setdefault(k, {}).setdefault(spec, set()).add(t)
         self._groups = {k: [(s, frozenset(ts)) for s, ts in g.items()] for k, g in groups.items()}
         self._next: dict = {}
-        self._start = _State(frozenset(tools))
-        self._cache: dict[str, _State | None] = {"": self._start}
+        self._start = State(frozenset(tools))
+        self._cache: dict[str, State | None] = {"": self._start}
+        self._allowed: dict[tuple, str] = {}  # (state signature, alphabet) -> the characters it allows
 
     # the public checks -------------------------------------------------------------------------
     def viable(self, prefix: str) -> bool:
@@ -143,6 +152,35 @@ class CallGrammar:
     def allowed_next(self, prefix: str, alphabet: str = string.printable) -> set[str]:
         """The characters of ``alphabet`` that keep ``prefix`` viable."""
         return {c for c in alphabet if self.viable(prefix + c)}
+
+    # incremental use, a character at a time (workbench.agent.lean) ------------------------------
+    def state(self, prefix: str = "") -> State | None:
+        """The parse state after ``prefix`` (None when it is not viable); ``advance`` takes it on."""
+        return self._state(prefix)
+
+    def advance(self, s: State, text: str) -> State | None:
+        """The state once ``text`` follows ``s`` (``s`` itself unchanged); None when the call stops being viable."""
+        s = s.copy()
+        for c in text:
+            if not self._step(s, c):
+                return None
+        return s
+
+    @staticmethod
+    def done(s: State) -> bool:
+        """Whether ``s`` ends a whole call (nothing may follow)."""
+        return s.phase == P_DONE
+
+    def allowed(self, s: State, alphabet: str) -> str:
+        """The characters of ``alphabet`` that keep the call viable after ``s``, in alphabet order; computed
+        once per state signature and alphabet, then read from a table."""
+        key = (s.signature(), alphabet)
+        hit = self._allowed.get(key)
+        if hit is None:
+            if len(self._allowed) > 20_000:
+                self._allowed.clear()
+            hit = self._allowed[key] = "".join(c for c in alphabet if self._step(s.copy(), c))
+        return hit
 
     def finish(self, prefix: str) -> str:
         """A short text that completes ``prefix``: the fallback of decoding.
@@ -178,7 +216,7 @@ class CallGrammar:
         return out
 
     # the parser --------------------------------------------------------------------------------
-    def _state(self, text: str) -> _State | None:
+    def _state(self, text: str) -> State | None:
         """The parse state after ``text``: from the longest cached prefix (among the last 32)."""
         if text in self._cache:
             return self._cache[text]
@@ -198,7 +236,7 @@ class CallGrammar:
         self._cache[text] = s
         return s
 
-    def _step(self, s: _State, c: str) -> bool:
+    def _step(self, s: State, c: str) -> bool:
         p = s.phase
         if p == P_HEAD or p == P_MID:
             lit = HEAD if p == P_HEAD else MID
@@ -240,7 +278,7 @@ class CallGrammar:
             return any(self._tail[n].startswith(s.key) for n in s.tools)
         return False  # P_DONE: nothing may follow
 
-    def _next_keys(self, s: _State) -> dict[str, tuple[str, frozenset]]:
+    def _next_keys(self, s: State) -> dict[str, tuple[str, frozenset]]:
         """Encoded key -> (key, tools that may write it next): sorted, no required key skipped."""
         last = s.keys[-1] if s.keys else ""
         hit = self._next.get((s.tools, last))
@@ -256,14 +294,14 @@ class CallGrammar:
             self._next[(s.tools, last)] = hit
         return hit
 
-    def _close_args(self, s: _State) -> bool:
+    def _close_args(self, s: State) -> bool:
         written = set(s.keys)
         names = {t for t in s.tools if t in self._props and self._required[t] <= written}
         s.tools = frozenset(names | ({NONE} if not s.keys else set()))
         s.phase, s.i = P_MID, 1
         return bool(s.tools)
 
-    def _value_step(self, s: _State, c: str) -> bool:
+    def _value_step(self, s: State, c: str) -> bool:
         """One character of a value; then keep the tools whose schema still accepts it."""
         kind, done = s.kind, False
         if kind == "n" and c in ",}":  # a number ends where the next token begins
@@ -312,7 +350,7 @@ class CallGrammar:
             s.phase = P_AFTER
         return True
 
-    def _filter(self, s: _State, closed: bool) -> bool:
+    def _filter(self, s: State, closed: bool) -> bool:
         keep: frozenset = frozenset()
         for spec, ts in self._groups[s.keys[-1]]:
             live = ts & s.tools
@@ -322,7 +360,7 @@ class CallGrammar:
         return bool(keep)
 
     # schema checks on a partial value ----------------------------------------------------------
-    def _ok(self, spec: Spec, s: _State, closed: bool) -> bool:
+    def _ok(self, spec: Spec, s: State, closed: bool) -> bool:
         if spec.enum is not None and not (s.raw in spec.enum if closed else
                                           any(e.startswith(s.raw) for e in spec.enum)):
             return False

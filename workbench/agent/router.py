@@ -29,7 +29,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from workbench.agent.constrain import CallGrammar, constrained_generate
+from workbench.agent.constrain import CallGrammar, ConstrainedDecoder
 from workbench.agent.tools import (
     CONDITIONS,
     EXAMPLE_RATES,
@@ -51,8 +51,8 @@ from workbench.tasks.tool_call import NONE, TOOLS, canonical, parse_call
 
 # the tools live in workbench.agent.tools; re-exported so wb.agent.calculator and friends keep working
 __all__ = ["CONDITIONS", "EXAMPLE_RATES", "FACTORS", "MAX_EXPONENT", "MAX_EXPRESSION", "MAX_MAGNITUDE", "Decision",
-           "Registry", "Router", "Tool", "ToolError", "calculator", "canonical", "convert_currency", "convert_units",
-           "get_weather", "score", "search_flights", "system_prompt", "web_search"]
+           "Registry", "Reply", "Router", "Tool", "ToolError", "calculator", "canonical", "convert_currency",
+           "convert_units", "get_weather", "score", "search_flights", "system_prompt", "web_search"]
 
 
 # --- the registry ---------------------------------------------------------------------------------
@@ -122,9 +122,24 @@ class Decision:
     reason: str = ""
     result: Any = None  # the tool's return value
     latency_ms: float = 0.0  # checks, model (its share of a batch) and tool
+    model_ms: float | None = None  # of latency_ms, the model's forward passes (None: inside generate(), not apart)
+    grammar_ms: float = 0.0  # of latency_ms, choosing the tokens the grammar allows
+    tokens: int = 0  # tokens the model generated (0: not counted, a batch)
     forced: bool = False  # constrained decoding appended the answer prefix the model never wrote
     fallback: bool = False  # constrained decoding completed the call with grammar.finish
     no_tool: bool = False  # the model chose {"arguments":{},"name":"none"}: a correct routing, not an error
+
+
+@dataclass
+class Reply:
+    """What the model wrote for one checked request, and where the time went."""
+
+    text: str
+    forced: bool = False  # see Decision
+    fallback: bool = False
+    tokens: int = 0
+    model_s: float | None = None
+    grammar_s: float = 0.0
 
 
 def system_prompt(schemas: dict[str, dict]) -> str:
@@ -160,6 +175,9 @@ class Router:
     ground: bool = True  # constrained: free-text values must be copied from the request
     max_new_tokens: int | None = None  # None: 480 for a student's rationale, 160 for a chat answer
     max_chars: int = 2000  # longer requests are refused before the model sees them
+    lean: bool = True  # decode with workbench.agent.lean where it applies (a tiny fp32 Llama, one char per token)
+    _lm: Any = field(default=None, init=False, repr=False)  # the lean step, built on first use
+    _lean_off: str = field(default="", init=False, repr=False)  # why the lean path does not apply to this model
 
     def __post_init__(self):
         if self.kind not in ("student", "chat"):
@@ -231,19 +249,51 @@ class Router:
                     {"role": "user", "content": text}]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def _ask(self, text: str) -> tuple[str, bool, bool]:
-        """(the model's completion, forced, fallback) for one checked request."""
+    @property
+    def decoder(self) -> str:
+        """"lean" (``workbench.agent.lean``) or "transformers" (the model's own forward, and ``generate``)."""
+        return "lean" if self._lean() is not None else "transformers"
+
+    def _lean(self):
+        """The lean step for this model, built once (again after its weights change); None where it does not apply."""
+        if not self.lean or self._lean_off:
+            return None
+        if self._lm is None or self._lm.stale():
+            from workbench.agent.lean import LeanLlama, char_pieces
+
+            self._lean_off = LeanLlama.unsupported(self.model) or ""
+            if not self._lean_off and char_pieces(self.tokenizer) is None:
+                self._lean_off = "its tokenizer writes more than one character per token"
+            self._lm = None if self._lean_off else LeanLlama(self.model)
+        return self._lm
+
+    def _ask(self, text: str) -> Reply:
+        """What the model writes for one checked request."""
+        lm = self._lean()
         if not self.constrained:
-            return self._generate([text])[0], False, False
+            if lm is None:
+                return Reply(self._generate([text])[0])
+            from workbench.agent.lean import lean_greedy
+
+            t0 = time.perf_counter()
+            ids = lean_greedy(lm, self.tokenizer, self._prompt(text), self.max_new_tokens,
+                              add_special_tokens=self.kind == "student", ids=True)
+            return Reply(self.tokenizer.decode(ids, skip_special_tokens=True), tokens=len(ids),
+                         model_s=time.perf_counter() - t0)
         grammar = CallGrammar(self.registry.schemas(), text, ground=True) if self.ground else self._grammar
         prefix, suffix = (ANSWER_PREFIX, ".") if self.kind == "student" and self.rationale else (None, "")
-        r = constrained_generate(self.model, self.tokenizer, self._prompt(text), grammar, self.max_new_tokens,
-                                 answer_prefix=prefix, suffix=suffix)
-        return r.text, r.forced, r.fallback
+        if lm is None:
+            decoder = ConstrainedDecoder(self.model, self.tokenizer, grammar, prefix)
+        else:
+            from workbench.agent.lean import LeanDecoder
 
-    def _ask_many(self, texts: list[str], batch_size: int) -> list[tuple[tuple[str, bool, bool], float]]:
-        """((completion, forced, fallback), seconds) per text: batched when unconstrained."""
-        if self.constrained or len(texts) <= 1:  # constrained decoding runs one request at a time
+            decoder = LeanDecoder(lm, self.tokenizer, grammar, prefix)
+        r = decoder.run(self._prompt(text), self.max_new_tokens, suffix)
+        return Reply(r.text, r.forced, r.fallback, r.steps, r.model_seconds, r.grammar_seconds)
+
+    def _ask_many(self, texts: list[str], batch_size: int) -> list[tuple[Reply, float]]:
+        """(reply, seconds) per text: batched (through ``generate``) when unconstrained and ``batch_size`` > 1."""
+        if self.constrained or len(texts) <= 1 or batch_size == 1:  # constrained decoding: one request at a time
             out = []
             for t in texts:
                 t0 = time.perf_counter()
@@ -257,7 +307,7 @@ class Router:
             done = self._generate([texts[i] for i in idx])
             share = (time.perf_counter() - t0) / len(idx)
             for i, text in zip(idx, done):
-                out[i] = ((text, False, False), share)
+                out[i] = (Reply(text), share)
         return out
 
     def _generate(self, texts: list[str]) -> list[str]:
@@ -279,7 +329,9 @@ class Router:
         if isinstance(answer, Exception):
             self._refuse(d, f"the model failed: {type(answer).__name__}: {answer}")
             return
-        d.raw, d.forced, d.fallback = answer
+        d.raw, d.forced, d.fallback, d.tokens = answer.text, answer.forced, answer.fallback, answer.tokens
+        d.model_ms = None if answer.model_s is None else 1000 * answer.model_s
+        d.grammar_ms = 1000 * answer.grammar_s
         try:
             d.call = parse_call(self._answer(d.raw))
         except ValueError as err:

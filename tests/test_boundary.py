@@ -376,6 +376,7 @@ CASES = [
     ("report-profile-unknown", ["report", "--profile", "huge"], None, "unknown profile 'huge'", {}),
     ("bench-what-unknown", ["bench", "fly"], None, "invalid choice: 'fly'", {}),
     ("bench-model-truncated", ["bench", "agent", "--model", "{d}/model"], _truncate, "model.safetensors: ", {}),
+    ("bench-router-level-unknown", ["bench", "router", "--level", "9"], None, "tool_call' has no level 9", {}),
     ("bench-task-unknown", ["bench", "explain", "--task", "chess"], None, "unknown task 'chess'", {}),
 ]
 

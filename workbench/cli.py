@@ -154,6 +154,8 @@ def cmd_bench(args) -> int:
         from workbench.core.env import profile_name
 
         profile_name(args.profile)
+        if args.what == "router":
+            tasks.get("tool_call").check_level(args.level)
         if args.what in ("agent", "router") and args.model:
             from workbench.core.models import resolve
             from workbench.core.validate import check_model_folder

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import committed  # noqa: E402
 
-from workbench.tasks.word_sorting import BBH_RANK_BANDS, WORD  # noqa: E402
+from workbench.tasks.word_sorting import BBH_RANK_BANDS, WORD, band_key  # noqa: E402
 
 DEST = Path(__file__).resolve().parents[1] / "workbench" / "tasks" / "word_bands.json"
 PER_BAND = 4000  # words kept per band (a seeded sample of the band, sorted)
@@ -49,7 +49,7 @@ def build() -> dict:
         rng = random.Random(lo)
         n_odd = min(len(odd), round(PER_BAND * ODD_SHARE))
         keep = rng.sample(odd, n_odd) + rng.sample(plain, min(PER_BAND - n_odd, len(plain)))
-        bands[f"{lo}-{hi or ''}"] = sorted(keep)
+        bands[band_key(lo, hi)] = sorted(keep)
     from importlib.metadata import version
 
     return {"sources": {"wordfreq": version("wordfreq"), "english-words": version("english-words")},

@@ -18,6 +18,7 @@ read top to bottom.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import random
 import re
@@ -52,13 +53,19 @@ BANDS_FILE = Path(__file__).with_name("word_bands.json")
 BBH_RANK_BANDS = {(0, 5000): .117, (5000, 10000): .093, (10000, 20000): .168, (20000, 30000): .123,
                   (30000, 45000): .134, (45000, 60000): .094, (60000, 80000): .070, (80000, 100000): .051,
                   (100000, 150000): .055, (150000, 200000): .028, (200000, None): .066}
+_CUM_SHARES = tuple(itertools.accumulate(BBH_RANK_BANDS.values()))  # what random.choices builds from weights
+
+
+def band_key(lo: int, hi: int | None) -> str:
+    """A band's name in ``word_bands.json``: ``"5000-10000"``, ``"200000-"``."""
+    return f"{lo}-{hi or ''}"
 
 
 @functools.cache
 def bands() -> tuple[tuple[str, ...], ...]:
     """The words of each ``BBH_RANK_BANDS`` band, in its order (each sorted)."""
     data = json.loads(BANDS_FILE.read_text())["bands"]
-    return tuple(tuple(data[f"{lo}-{hi or ''}"]) for lo, hi in BBH_RANK_BANDS)
+    return tuple(tuple(data[band_key(lo, hi)]) for lo, hi in BBH_RANK_BANDS)
 
 
 @functools.cache
@@ -69,7 +76,7 @@ def vocabulary() -> tuple[str, ...]:
 
 def draw_word(rng: random.Random) -> str:
     """A word as rare as BBH's: a band drawn with BBH's share, then a word of it."""
-    band = rng.choices(bands(), weights=tuple(BBH_RANK_BANDS.values()))[0]
+    band = rng.choices(bands(), cum_weights=_CUM_SHARES)[0]
     return rng.choice(band)
 
 

@@ -51,6 +51,7 @@ DECODES = [  # (case, answer prefix, rationale budget, grounded)
 ]
 
 
+@pytest.mark.slow  # ~7 s for the three decodes: `make unit` and CI run it, the fast loop keeps the router test below
 @pytest.mark.parametrize("case, prefix, budget, ground", DECODES, ids=[c for c, *_ in DECODES])
 def test_constrained_tokens_equal_the_transformers_path(varied_student, case, prefix, budget, ground):
     model, tok = varied_student

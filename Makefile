@@ -62,7 +62,8 @@ run: setup
 bench: setup
 	$(PY) -m workbench bench train --profile $(PROFILE)
 
-# train (once; cached) and score the specialist of every task in the profile
+# laptop: refresh the shipped specialists (data/specialists) whose recipe changed, training them; other
+# profiles: train (once; cached) the specialist of every task. Both record their scores in reports/
 specialists: setup
 	$(PY) scripts/specialists.py --profile $(PROFILE)
 

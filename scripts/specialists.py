@@ -1,10 +1,14 @@
-"""Train (or load from the cache) the specialist of every task in a profile and record its card.
+"""Refresh the shipped specialists (laptop) or train the cached ones (other profiles), and record their cards.
 
     python scripts/specialists.py --profile laptop [TASK ...]      # also: make specialists
+    python scripts/specialists.py --profile laptop --retrain TASK  # train it again even if the shipped one is current
 
-Each specialist is `workbench.recipes.specialist(task, profile)`: trained once, cached under
-~/.cache/workbench/specialists, loaded afterwards. Its test accuracy at the BBH level, accuracy by
-level, parameters, bytes on disk, training time and latency go to reports/results.json.
+In the laptop profile each task's specialist ships in data/specialists/TASK: one made by the task's current
+recipe is kept as it is; a missing or stale one (its card's recipe key is not the recipe's) is trained by the
+recipe (`recipes.specialist(task, fresh=True)`, cached under ~/.cache/workbench/specialists) and shipped
+(`recipes.ship`: float16 weights where they score as float32 did). Other profiles train and cache only. Each
+card's test accuracy at the BBH level, accuracy by level, parameters, bytes on disk, training time and latency
+go to reports/results.json.
 """
 
 from __future__ import annotations
@@ -14,19 +18,29 @@ import json
 import sys
 
 from workbench import tasks
-from workbench.core import env, report
-from workbench.core.recipes import specialist
+from workbench.core import env, recipes, report
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--profile", default=None)
+    p.add_argument("--retrain", action="store_true",
+                   help="ship the recipe's own run (cached, or trained now) even over a current shipped one")
     p.add_argument("tasks", nargs="*", default=list(tasks.NAMES))
     args = p.parse_args()
     prof = env.profile_name(args.profile)
+    try:
+        names = [tasks.get(t).name for t in args.tasks]  # an unknown task is refused before anything trains
+    except ValueError as err:
+        p.error(str(err))
     env.set_threads()
-    for name in args.tasks:
-        _, _, card = specialist(name, prof)  # headless: one log line per record
+    for name in names:
+        if prof == recipes.SHIPPED_PROFILE and (args.retrain or recipes.shipped(name, prof) is None):
+            recipes.specialist(name, prof, fresh=True)  # the recipe's own run; headless: one log line per record
+            card = recipes.ship(name, recipes.cached_folder(name, prof))
+            print(f"shipped {recipes.shipped_folder(name)} ({card['stored_dtype']})", flush=True)
+        else:
+            _, _, card = recipes.specialist(name, prof, fresh=args.retrain)
         ev = card["eval"]
         key = f"specialists/{name}"
         report.record(f"{key}/accuracy", ev["accuracy"], profile=prof)

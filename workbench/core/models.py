@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.core.files import readable
-from workbench.core.validate import BadInput, check_loaded_weights, check_model_folder, env_folder
+from workbench.core.validate import CARD, BadInput, check_loaded_weights, check_model_folder, env_folder, read_json
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,9 @@ def load_pretrained(name_or_path: str, device=None, allow_download: bool = False
     except (ValueError, KeyError, TypeError, RuntimeError) as err:  # files transformers cannot use, wrong shapes
         raise BadInput(f"could not load model {name_or_path!r}: {type(err).__name__}: {err}") from err
     check_loaded_weights(info, where)
+    card = Path(where) / CARD if local else None
+    if card is not None and card.exists() and read_json(card, "model card").get("stored_dtype") == "float16":
+        model = model.float()  # weights kept small on disk (a shipped specialist); a tiny student computes in float32
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if device is not None:

@@ -11,6 +11,7 @@ only check that everything runs; the gpu ones go further.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from dataclasses import asdict, replace
@@ -24,11 +25,16 @@ from workbench.core.measure import count_params
 from workbench.core.models import StudentConfig, cache_dir, student
 from workbench.core.tokenizer import CharTokenizer
 from workbench.core.train import TrainConfig, train
+from workbench.core.validate import BadInput
 
 # bumped when a task's stored splits change: dyck_languages 2, BBH-shaped lengths at the BBH level, 3 and
 # boolean_expressions 2, BBH's own length, depth and shape distributions (measured on its 250 questions);
 # tool_call 2: open vocabularies, a held-out level; word_sorting 2: words as rare as BBH's
 DATA_VERSION = {"boolean_expressions": 2, "dyck_languages": 3, "tool_call": 2, "word_sorting": 2}
+
+# the trained specialists the repository ships, one folder per task, made by the laptop recipes (`ship`)
+SHIPPED = Path(__file__).resolve().parents[2] / "data" / "specialists"
+SHIPPED_PROFILE = "laptop"
 
 # (student, training) per task in the laptop profile; smoke and gpu are derived below. The arithmetic, dyck,
 # word_sorting and tool_call step counts are those that reached the figures in README, and their one-core times
@@ -42,7 +48,7 @@ LAPTOP: dict[str, tuple[StudentConfig, TrainConfig]] = {
     # the same run; the full format at 1,200 steps had scored 15% (README)
     "multistep_arithmetic_two": (StudentConfig(layers=4, width=128, heads=4, max_len=640),
                                  TrainConfig(format="full_lsd", steps=3200, batch_size=32, lr=3e-3, warmup=100,
-                                             eval_every=400, keep_best=True)),
+                                             eval_every=400, checkpoint_every=400, keep_best=True)),
     # reduce (cancel adjacent pairs, one round a line): at 12.5M training tokens 77% at the BBH level, validation
     # 94% and climbing, where the answer alone reached 60% on about as many tokens and the traces stayed
     # near 7-15% at 6M (README); 1,024 characters of context: a long input and its rounds pass 512
@@ -54,13 +60,14 @@ LAPTOP: dict[str, tuple[StudentConfig, TrainConfig]] = {
     # words (validation 60% at step 2,200, 92% at the end) (README)
     "word_sorting": (StudentConfig(layers=4, width=128, heads=4, max_len=768),
                      TrainConfig(rationale=False, steps=4400, batch_size=32, lr=3e-3, warmup=100, eval_every=440,
-                                 keep_best=True)),
+                                 checkpoint_every=440, keep_best=True)),
     # answer only, levels 1-4 (never the held-out level 5), the best validation kept: with open vocabularies
     # the JSON alone led the format study at 4M tokens (11% at level 2, validation rising; the full
-    # rationale 4%, the tool line 4%): every rationale token is one fewer example of copying
+    # rationale 4%, the tool line 4%): every rationale token is one fewer example of copying. At 3,600 steps
+    # 50% at level 2 (copying "clicks" after ~1,600); at 6,400 steps 95% (README)
     "tool_call": (StudentConfig(layers=4, width=128, heads=4, max_len=512),
-                  TrainConfig(rationale=False, levels=(1, 2, 3, 4), steps=3600, batch_size=32, lr=3e-3, warmup=100,
-                              eval_every=400, keep_best=True)),
+                  TrainConfig(rationale=False, levels=(1, 2, 3, 4), steps=6400, batch_size=32, lr=3e-3, warmup=100,
+                              eval_every=1600, checkpoint_every=1600, keep_best=True)),
 }
 
 
@@ -138,6 +145,7 @@ def _train_and_save(task_name, prof, model_cfg, train_cfg, out, resume, callback
         "student": asdict(model_cfg), "train": {**asdict(train_cfg), "tasks": list(train_cfg.tasks)},
         "params": count_params(model), "train_seconds": seconds, "train_tokens": result.tokens,
         "processes": result.processes,
+        "recipe_key": _key(task.name, prof, model_cfg, train_cfg), "data_version": DATA_VERSION.get(task.name, 1),
         "machine": env.machine(), "history": result.history,
         "eval": {"n": res.n, "accuracy": res.accuracy, "by_level": by_level, "latency_ms": res.latency_ms,
                  "examples_per_s": res.examples_per_s},
@@ -148,22 +156,111 @@ def _train_and_save(task_name, prof, model_cfg, train_cfg, out, resume, callback
     return card
 
 
+def _key(task_name: str, prof: str, model_cfg: StudentConfig, train_cfg: TrainConfig) -> str:
+    train = asdict(train_cfg)
+    for field, default in (("format", "full"), ("keep_best", False), ("pool", 0)):
+        if train[field] == default:  # recipes from before these fields keep their keys (and caches)
+            del train[field]
+    return recipe_key({"student": asdict(model_cfg), "train": train, "profile": prof,
+                       "data_version": DATA_VERSION.get(task_name, 1)})
+
+
+def key(task_name: str, profile: str | None = None, rationale: bool | None = None) -> str:
+    """The content hash of this task's recipe in ``profile`` (student, training config, profile, data version):
+    what names its cache folder, and what a shipped specialist's card must carry to stand for the recipe."""
+    prof = env.profile_name(profile)
+    return _key(task_name, prof, *recipe(task_name, prof, rationale=rationale))
+
+
+def cached_folder(task_name: str, profile: str | None = None, rationale: bool | None = None) -> Path:
+    """Where ``specialist`` caches the run of this recipe (``~/.cache/workbench/specialists/TASK-PROFILE-KEY``)."""
+    prof = env.profile_name(profile)
+    return cache_dir() / "specialists" / f"{tasks.get(task_name).name}-{prof}-{key(task_name, prof, rationale)}"
+
+
+def shipped_folder(task_name: str) -> Path:
+    """Where the repository keeps ``task_name``'s trained specialist (``data/specialists/TASK``)."""
+    return SHIPPED / tasks.get(task_name).name
+
+
+def shipped(task_name: str, profile: str | None = None, rationale: bool | None = None) -> Path | None:
+    """The shipped specialist's folder when it was made by this recipe (its card's ``recipe_key``), else None."""
+    folder = shipped_folder(task_name)
+    if not is_model_folder(folder):
+        return None
+    return folder if read_card(folder).get("recipe_key") == key(task_name, profile, rationale) else None
+
+
 def specialist(task_name: str, profile: str | None = None, rationale: bool | None = None, progress: bool = True,
-               callbacks=()):
-    """(model, tokenizer, card) of the cached specialist for this recipe, training it the first time."""
+               callbacks=(), fresh: bool = False):
+    """(model, tokenizer, card) of this recipe's specialist: the one shipped in ``data/specialists`` when its card
+    names this recipe (the laptop profile's), else the cached one, trained the first time.
+
+    ``fresh=True`` never takes the shipped one: it trains (or loads from the cache) a run of its own."""
     from workbench.core.models import load_pretrained
 
     prof = env.profile_name(profile)
-    model_cfg, train_cfg = recipe(task_name, prof, rationale=rationale)
-    train = asdict(train_cfg)
-    for key, default in (("format", "full"), ("keep_best", False), ("pool", 0)):
-        if train[key] == default:  # recipes from before these fields keep their keys (and caches)
-            del train[key]
-    key = recipe_key({"student": asdict(model_cfg), "train": train, "profile": prof,
-                      "data_version": DATA_VERSION.get(task_name, 1)})
-    folder = cache_dir() / "specialists" / f"{task_name}-{prof}-{key}"
-    if not is_model_folder(folder):
-        train_specialist(task_name, prof, out=folder, rationale=rationale, resume=True, progress=progress,
-                         callbacks=callbacks)
+    folder = None if fresh else shipped(task_name, prof, rationale)
+    if folder is None:
+        if not fresh and prof == SHIPPED_PROFILE and rationale is None and is_model_folder(shipped_folder(task_name)):
+            print(f"{shipped_folder(task_name)} was made by another recipe than {task_name}'s current one; "
+                  "training this one (`make specialists` refreshes the shipped one)", flush=True)
+        folder = cached_folder(task_name, prof, rationale)
+        if not is_model_folder(folder):
+            train_specialist(task_name, prof, out=folder, rationale=rationale, resume=True, progress=progress,
+                             callbacks=callbacks)
     model, tok = load_pretrained(str(folder))
     return model, tok, read_card(folder)
+
+
+def ship(task_name: str, source: str | Path, tolerance: float = 0.02, eval_n: int | None = None) -> dict:
+    """Copy the specialist in ``source`` (trained by this task's laptop recipe) into ``data/specialists/TASK`` as
+    float16 weights when they score within ``tolerance`` of its float32 test accuracy (else as float32), with
+    its card and model card; the shipped folder of an older recipe is replaced whole. Returns the new card."""
+    import shutil
+    import tempfile
+
+    from workbench.core.evaluate import EvalConfig, evaluate
+    from workbench.core.models import load_pretrained
+    from workbench.tasks import splits
+
+    task = tasks.get(task_name)
+    card = read_card(source)
+    model_cfg, train_cfg = recipe(task.name, SHIPPED_PROFILE)
+    want = {"student": asdict(model_cfg), "train": {**asdict(train_cfg), "tasks": list(train_cfg.tasks)}}
+    got = {"student": card.get("student"), "train": card.get("train")}
+    if card.get("tasks") != [task.name] or got != json.loads(json.dumps(want)):
+        diff = sorted(f"{part}.{f}" for part in want for f in want[part]
+                      if json.loads(json.dumps(want[part][f])) != (got[part] or {}).get(f))
+        raise BadInput(f"{str(source)!r} was not trained by {task.name}'s {SHIPPED_PROFILE} recipe "
+                       f"(differs in: {', '.join(diff) or 'tasks'}); train it with `make specialists`")
+    if card.get("data_version", DATA_VERSION.get(task.name, 1)) != DATA_VERSION.get(task.name, 1):
+        raise BadInput(f"{str(source)!r} was trained on {task.name}'s data version {card['data_version']}, "
+                       f"not the current {DATA_VERSION.get(task.name, 1)}; train it again with `make specialists`")
+    model, tok = load_pretrained(str(source))
+    ev = card["eval"]
+    test = splits.load(task.name, "test", level=task.bbh_level, n=eval_n or ev["n"])
+    cfg = EvalConfig(rationale=train_cfg.rationale, format=train_cfg.format, batch_size=64,
+                     max_new_tokens=train_cfg.eval_max_new_tokens)
+    half = evaluate(model.half().float(), tok, task.name, test, cfg).accuracy  # the weights as float16 keeps them
+    stored = "float16" if abs(half - ev["accuracy"]) <= tolerance else "float32"
+    model, tok = load_pretrained(str(source))
+    if stored == "float16":
+        model = model.half()
+    SHIPPED.mkdir(parents=True, exist_ok=True)
+    out = shipped_folder(task.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{task.name}-", dir=SHIPPED))
+    old = SHIPPED / f".{task.name}-old"
+    try:
+        new = {**card, "recipe_key": key(task.name, SHIPPED_PROFILE),
+               "data_version": DATA_VERSION.get(task.name, 1), "stored_dtype": stored,
+               "shipped": {"float16_accuracy": half, "n": len(test), "from": Path(source).name}}
+        save_model(tmp, model, tok, new)
+        shutil.rmtree(old, ignore_errors=True)
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return read_card(out)

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from workbench.core import recipes
+from workbench.core import artifacts, recipes
 from workbench.core.evaluate import EvalConfig, evaluate
 from workbench.core.validate import BadInput
 from workbench.tasks import TASKS, get, splits
@@ -22,6 +22,7 @@ def test_every_shipped_specialist_was_made_by_its_current_recipe(task):
         f"({recipes.key(task, 'laptop')}); run `make specialists` to refresh it")
     assert card["data_version"] == recipes.DATA_VERSION.get(task, 1)
     assert recipes.shipped(task, "laptop") == folder
+    assert (folder / "README.md").read_text() == artifacts.model_card(card), "the model card is not its card's"
 
 
 def test_the_shipped_specialists_are_small():

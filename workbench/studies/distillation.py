@@ -67,7 +67,7 @@ def study(profile: str | None = None, **overrides) -> Study:
 
 # teachers -------------------------------------------------------------------------------------
 def specialist_teacher(s: Study, progress: bool = False):
-    """(model, tokenizer, card): the task's specialist of ``s.teacher_profile``, trained once and cached."""
+    """(model, tokenizer, card): the task's specialist of ``s.teacher_profile`` (laptop: the shipped one)."""
     from workbench.core.recipes import specialist
 
     return specialist(s.task, s.teacher_profile, progress=progress)

@@ -135,3 +135,55 @@ def test_bad_input_fails_in_one_line(gguf_folder, tmp_path):
     with pytest.raises(FileNotFoundError, match="write one with to_gguf"):
         runtimes.GgufRunner(tmp_path)
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+# the command line: python -m workbench export ------------------------------------------------------
+def test_cli_export_writes_the_gguf_files(tiny_student, tmp_path, capsys):
+    from workbench import cli
+
+    model, tok, folder = tiny_student
+    out = tmp_path / "out"
+    assert cli.main(["export", "--model", str(folder), "--out", str(out), "--gguf", "f32,q8_0"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert set(printed["files"]) == {"model.gguf", "model.q8_0.gguf"}
+    assert printed["files"]["model.gguf"] == (out / "model.gguf").stat().st_size
+    assert set(json.loads((out / export.SPEC).read_text())["artifacts"]) == set(printed["files"])
+    assert (out / "vocab.json").is_file()  # CharTokenizer beside the files
+    loaded = export.load_gguf(out)  # this student's lm_head is its own: output.weight
+    assert not loaded.config.tie_word_embeddings
+    ids = torch.randint(4, tok.vocab_size, (1, 12))
+    with torch.inference_mode():
+        assert torch.equal(loaded(ids).logits, model(ids).logits)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--gguf", "q4_k"], "--gguf 'q4_k' is not a GGUF type this export writes: choose from f32, q8_0"),
+    (["--model", "nowhere"], "'nowhere' is not a folder"),
+    (["--out", "{file}"], "holds files that are not an export"),
+])
+def test_cli_export_bad_input_is_one_line(tiny_student, tmp_path, capsys, args, message):
+    from workbench import cli
+
+    _, _, folder = tiny_student
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    base = {"--model": str(folder), "--out": str(tmp_path / "out"), "--gguf": "f32"}
+    base.update(dict(zip(args[::2], args[1::2])))
+    base["--out"] = base["--out"].replace("{file}", str(tmp_path / "mine"))
+    assert cli.main(["export", *[x for kv in base.items() for x in kv]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "out").exists() and (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+
+
+def test_cli_export_without_the_gguf_package_says_how_to_install_it(tiny_student, tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    from workbench import cli
+
+    _, _, folder = tiny_student
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else find_spec(name, *a))
+    assert cli.main(["export", "--model", str(folder), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == "error: exporting needs gguf, not installed; install with: pip install gguf\n"
+    assert not (tmp_path / "out").exists()

@@ -42,15 +42,16 @@ SPEC = EXPORT_SPEC  # "export.json": opset, exporter, vocabulary, and what each 
 OPSETS = range(18, 23)
 DEFAULT_OPSET = 20
 INSTALL_HINT = "pip install onnx onnxruntime onnxscript"
+GGUF_HINT = "pip install gguf"
 CARD_KEYS = ("name", "tasks", "profile", "student", "params", "eval")  # what export.json keeps of a model card
 
 
-def require_packages(*modules: str) -> None:
+def require_packages(*modules: str, hint: str = INSTALL_HINT) -> None:
     import importlib.util
 
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        raise ModuleNotFoundError(f"exporting needs {', '.join(missing)}, not installed; install with: {INSTALL_HINT}")
+        raise ModuleNotFoundError(f"exporting needs {', '.join(missing)}, not installed; install with: {hint}")
 
 
 @contextlib.contextmanager
@@ -371,7 +372,7 @@ def to_gguf(model, out: str | Path, tokenizer=None, quant: str = "f32", card: di
         raise ValueError(f"quant {quant!r} is not supported: choose one of {', '.join(map(repr, GGUF_FILES))}")
     if tokenizer is None:
         raise ValueError("a GGUF file holds the tokenizer too: pass tokenizer= (the model's CharTokenizer)")
-    require_packages("gguf")
+    require_packages("gguf", hint=GGUF_HINT)
     import gguf
     from gguf import GGMLQuantizationType as GGML
 

@@ -176,6 +176,23 @@ def test_cli_export_bad_input_is_one_line(tiny_student, tmp_path, capsys, args, 
     assert not (tmp_path / "out").exists() and (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
+def test_cli_export_refuses_a_model_llama_cpp_cannot_hold(tmp_path, capsys):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from workbench import cli
+    from workbench.core.tokenizer import CharTokenizer
+
+    tok = CharTokenizer()
+    cfg = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                      num_attention_heads=4, num_key_value_heads=4, attention_bias=True)
+    LlamaForCausalLM(cfg).save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    assert cli.main(["export", "--model", str(tmp_path / "model"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "GGUF export writes plain llama blocks; this model has attention_bias=True" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_export_without_the_gguf_package_says_how_to_install_it(tiny_student, tmp_path, capsys, monkeypatch):
     import importlib.util
 

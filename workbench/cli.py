@@ -219,13 +219,14 @@ def cmd_export(args) -> int:
         model, tok = load_pretrained(args.model)
     except (OSError, ValueError) as err:
         raise UsageError(f"could not load model {args.model!r}: {str(err).splitlines()[0]}") from None
+    try:
+        export.check_gguf(model, tok)  # a llama student with a character vocabulary, before --out is made
+    except ValueError as err:
+        raise UsageError(f"cannot export {args.model!r} as GGUF: {err}") from None
     card = read_card(args.model) if (Path(args.model) / "workbench.json").exists() else None
     with locked(check_writable(args.out)):
         check_export_folder(args.out)  # again, under the lock: another run may have just written there
-        try:
-            files = [export.to_gguf(model, args.out, tok, quant=q, card=card) for q in quants]
-        except ValueError as err:  # not a llama student with a character vocabulary
-            raise UsageError(f"cannot export {args.model!r} as GGUF: {err}") from None
+        files = [export.to_gguf(model, args.out, tok, quant=q, card=card) for q in quants]
     print(json.dumps({"out": args.out, "files": {f.name: f.stat().st_size for f in files}}))
     return 0
 

@@ -350,6 +350,15 @@ def _gguf_tensors(model, hp: dict):
     return out
 
 
+def check_gguf(model, tokenizer) -> tuple[dict, tuple[list[str], list[int]]]:
+    """A ValueError unless ``to_gguf`` can write ``model`` with ``tokenizer`` (a llama student with a character
+    vocabulary of ASCII characters); else its llama hyper-parameters and GGUF vocabulary."""
+    if tokenizer is None:
+        raise ValueError("a GGUF file holds the tokenizer too: pass tokenizer= (the model's CharTokenizer)")
+    _check_model(model)
+    return _check_llama(model), _gguf_vocab(tokenizer, model.config.vocab_size)
+
+
 def to_gguf(model, out: str | Path, tokenizer=None, quant: str = "f32", card: dict | None = None) -> Path:
     """Write ``model`` and its character tokenizer as one GGUF file, ``out/model.gguf`` (``quant="f32"``) or
     ``out/model.q8_0.gguf`` (``quant="q8_0"``); return its path.
@@ -370,15 +379,11 @@ def to_gguf(model, out: str | Path, tokenizer=None, quant: str = "f32", card: di
     """
     if quant not in GGUF_FILES:
         raise ValueError(f"quant {quant!r} is not supported: choose one of {', '.join(map(repr, GGUF_FILES))}")
-    if tokenizer is None:
-        raise ValueError("a GGUF file holds the tokenizer too: pass tokenizer= (the model's CharTokenizer)")
     require_packages("gguf", hint=GGUF_HINT)
     import gguf
     from gguf import GGMLQuantizationType as GGML
 
-    _check_model(model)
-    hp = _check_llama(model)
-    tokens, types = _gguf_vocab(tokenizer, model.config.vocab_size)
+    hp, (tokens, types) = check_gguf(model, tokenizer)
     tensors = _gguf_tensors(model, hp)
     kept_f32 = [n for n, w in tensors if quant == "q8_0" and w.ndim == 2 and w.shape[-1] % 32]
 

@@ -1,4 +1,4 @@
-"""The command line: ``python -m workbench {eval,train,bench,data,report} ...``.
+"""The command line: ``python -m workbench {eval,train,bench,export,data,report} ...``.
 
     python -m workbench eval --model smollm2-135m-instruct --task boolean_expressions --n 20 --shots 3
     python -m workbench eval --model artifacts/bool --task boolean_expressions --data my_eval.jsonl
@@ -7,6 +7,7 @@
     python -m workbench bench explain                  # Integrated Gradients time for one generated token
     python -m workbench bench agent                    # the tool_call specialist as a router vs SmolLM2
     python -m workbench bench router --model DIR       # its lean decode path against transformers', interleaved
+    python -m workbench export --model data/specialists/tool_call --out artifacts/tool_call-gguf --gguf f32,q8_0
     python -m workbench data      # regenerate data/ (the fixed splits; --force replaces files that differ)
     python -m workbench report    # reports/results.md from reports/results.json
 
@@ -194,6 +195,42 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from workbench.agent import export
+    from workbench.core.artifacts import check_writable, read_card
+    from workbench.core.files import check_export_folder, locked
+    from workbench.core.validate import check_model_folder
+
+    try:
+        quants = [q for q in args.gguf.split(",") if q] or [args.gguf]
+        for q in quants:
+            if q not in export.GGUF_FILES:
+                raise ValueError(f"--gguf {q!r} is not a GGUF type this export writes: choose from "
+                                 f"{', '.join(export.GGUF_FILES)} (comma-separated)")
+        check_model_folder(args.model)
+        check_export_folder(args.out)
+        export.require_packages("gguf", hint=export.GGUF_HINT)
+    except (ValueError, ModuleNotFoundError) as err:
+        raise UsageError(str(err)) from None
+    quiet_transformers()
+    from workbench.core.models import load_pretrained
+
+    try:
+        model, tok = load_pretrained(args.model)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"could not load model {args.model!r}: {str(err).splitlines()[0]}") from None
+    try:
+        export.check_gguf(model, tok)  # a llama student with a character vocabulary, before --out is made
+    except ValueError as err:
+        raise UsageError(f"cannot export {args.model!r} as GGUF: {err}") from None
+    card = read_card(args.model) if (Path(args.model) / "workbench.json").exists() else None
+    with locked(check_writable(args.out)):
+        check_export_folder(args.out)  # again, under the lock: another run may have just written there
+        files = [export.to_gguf(model, args.out, tok, quant=q, card=card) for q in quants]
+    print(json.dumps({"out": args.out, "files": {f.name: f.stat().st_size for f in files}}))
+    return 0
+
+
 def cmd_data(args) -> int:
     from workbench import tasks
     from workbench.core.artifacts import check_writable
@@ -275,6 +312,16 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--n", type=_positive, default=50, help="bench router: requests")
     b.add_argument("--repeats", type=_positive, default=3, help="bench router: passes over the requests")
     b.set_defaults(func=cmd_bench)
+
+    x = sub.add_parser("export", help="write a trained specialist as a GGUF file (llama.cpp, Ollama, LM Studio) with "
+                       "its tokenizer; prints one JSON line")
+    x.add_argument("--model", required=True, help="a folder with a trained student (`train --out`, or "
+                   "data/specialists/TASK)")
+    x.add_argument("--out", required=True, help="folder for the files: absent, empty, or one an earlier export "
+                   "wrote (its exported files of the same names are replaced; nothing else is touched)")
+    x.add_argument("--gguf", default="f32", help="which GGUF files, comma-separated: f32 (model.gguf), q8_0 "
+                   "(model.q8_0.gguf; matrices whose rows are not a multiple of 32 stay f32)")
+    x.set_defaults(func=cmd_export)
 
     d = sub.add_parser("data", help="regenerate the fixed splits in data/: writes the files that are missing; a "
                        "file that differs from what the generators make is replaced only with --force")

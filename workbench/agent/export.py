@@ -1,8 +1,10 @@
-"""Export: a specialist as files for lightweight runtimes (ONNX fp32 and int8; torch.export).
+"""Export: a specialist as files for lightweight runtimes (ONNX fp32 and int8; torch.export; GGUF).
 
     onnx_file = export.to_onnx(model, "artifacts/tool-onnx", tokenizer=tok, card=card)  # + tokenizer, export.json
     export.quantize_onnx(onnx_file)                   # model.int8.onnx beside it (int8 weights, per channel)
     export.to_torch_export(model, "artifacts/tool-onnx")                                 # model.pt2 beside it
+    export.to_gguf(model, "artifacts/tool-onnx", tok)                  # model.gguf: llama.cpp, Ollama, LM Studio
+    export.to_gguf(model, "artifacts/tool-onnx", tok, quant="q8_0")    # model.q8_0.gguf
 
 What is exported is the plain forward ``input_ids [batch, seq] int64 -> logits [batch, seq, vocab]``,
 both axes dynamic, without a KV cache: these models are tiny, and one graph with one input is
@@ -11,6 +13,9 @@ what any runtime can take. ``workbench.agent.runtimes`` runs the files and compa
 ONNX comes from the dynamo exporter (``torch.onnx.export(dynamo=True)``, which needs onnxscript):
 the TorchScript exporter stops at ``aten::diff`` in transformers' mask code. Int8 is onnxruntime's
 dynamic quantization (Jacob et al., 2018), the counterpart of ``quantize.dynamic_int8``.
+
+GGUF is the file llama.cpp (and Ollama, LM Studio) run: the weights under llama.cpp's names, the
+hyper-parameters and the tokenizer as metadata, one file. See ``to_gguf``.
 """
 
 from __future__ import annotations
@@ -30,21 +35,23 @@ from torch import nn
 from workbench.core.validate import EXPORT_SPEC, read_export_spec
 
 ONNX_FILE, ONNX_INT8_FILE, PT2_FILE = "model.onnx", "model.int8.onnx", "model.pt2"
+GGUF_FILES = {"f32": "model.gguf", "q8_0": "model.q8_0.gguf"}  # to_gguf's quant -> the file it writes
 SPEC = EXPORT_SPEC  # "export.json": opset, exporter, vocabulary, and what each file is
 # the dynamo exporter writes opset 18 at the least (asked for less, it quietly writes 18); from 23 it fuses
 # rotary embeddings into ONNX's RotaryEmbedding op, which onnxruntime 1.32 refused here at batch > 1
 OPSETS = range(18, 23)
 DEFAULT_OPSET = 20
 INSTALL_HINT = "pip install onnx onnxruntime onnxscript"
+GGUF_HINT = "pip install gguf"
 CARD_KEYS = ("name", "tasks", "profile", "student", "params", "eval")  # what export.json keeps of a model card
 
 
-def require_packages(*modules: str) -> None:
+def require_packages(*modules: str, hint: str = INSTALL_HINT) -> None:
     import importlib.util
 
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        raise ModuleNotFoundError(f"exporting needs {', '.join(missing)}, not installed; install with: {INSTALL_HINT}")
+        raise ModuleNotFoundError(f"exporting needs {', '.join(missing)}, not installed; install with: {hint}")
 
 
 @contextlib.contextmanager
@@ -245,3 +252,213 @@ def load_exported(path: str | Path):
     except Exception as err:
         raise ValueError(f"{str(path)!r} is not a torch.export .pt2 file ({type(err).__name__}: "
                          f"{str(err).strip()[:200]}); export it again with to_torch_export") from None
+
+
+# GGUF ------------------------------------------------------------------------------------------
+def _gguf_writer(path: str):
+    """gguf's ``GGUFWriter``, able to write an empty array: the empty merge list below (gguf-py refuses
+    one, though the format and llama.cpp take it, and llama.cpp needs the key of a "gpt2" vocabulary)."""
+    import gguf
+
+    class Writer(gguf.GGUFWriter):
+        def _pack_val(self, val, vtype, add_vtype, sub_type=None):
+            if vtype == gguf.GGUFValueType.ARRAY and sub_type is not None and len(val) == 0:
+                return ((self._pack("I", vtype) if add_vtype else b"") + self._pack("I", sub_type)
+                        + self._pack("Q", 0))
+            return super()._pack_val(val, vtype, add_vtype, sub_type)
+
+    return Writer(path, "llama")
+
+
+def _check_llama(model) -> dict:
+    """The llama hyper-parameters GGUF stores, or a ValueError naming what llama.cpp's llama cannot hold."""
+    c = model.config
+    if c.model_type != "llama":
+        raise ValueError(f"GGUF export writes llama models (workbench.core.models.student's); this one is "
+                         f"{c.model_type!r}")
+    rope = getattr(c, "rope_parameters", None) or {"rope_theta": getattr(c, "rope_theta", 10000.0)}
+    head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    want = {"rope_type": "default", "attention_bias": False, "mlp_bias": False,
+            "head_dim": c.hidden_size // c.num_attention_heads, "hidden_act": "silu"}
+    have = {"rope_type": rope.get("rope_type", "default"), "attention_bias": getattr(c, "attention_bias", False),
+            "mlp_bias": getattr(c, "mlp_bias", False), "head_dim": head_dim, "hidden_act": c.hidden_act}
+    odd = [f"{k}={have[k]!r}" for k in want if have[k] != want[k]]
+    if odd:
+        raise ValueError(f"GGUF export writes plain llama blocks; this model has {', '.join(odd)}")
+    return {"context_length": c.max_position_embeddings, "embedding_length": c.hidden_size,
+            "block_count": c.num_hidden_layers, "feed_forward_length": c.intermediate_size,
+            "head_count": c.num_attention_heads, "head_count_kv": c.num_key_value_heads,
+            "rope_dimension_count": head_dim, "rope_freq_base": float(rope["rope_theta"]),
+            "layer_norm_rms_eps": float(c.rms_norm_eps), "vocab_size": c.vocab_size}
+
+
+def _gguf_vocab(tokenizer, vocab_size: int) -> tuple[list[str], list[int]]:
+    """A character vocabulary as GGUF tokens (GPT-2's byte-level spelling: " " is "Ġ", "\\n" is "Ċ") and types."""
+    from gguf import TokenType
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    vocab = tokenizer.get_vocab()
+    if sorted(vocab.values()) != list(range(vocab_size)):
+        raise ValueError(f"the tokenizer's ids are not 0..{vocab_size - 1}, the model's vocabulary; GGUF export "
+                         "needs the tokenizer the model was trained with")
+    special = set(tokenizer.all_special_tokens)
+    tokens = sorted(vocab, key=vocab.get)
+    wide = [t for t in tokens if t not in special and (len(t) != 1 or not t.isascii())]
+    if wide:
+        raise ValueError(f"GGUF export writes character vocabularies of ASCII characters (CharTokenizer's); this "
+                         f"tokenizer has {len(wide)} other tokens, e.g. {wide[0]!r}")
+    spelling = bytes_to_unicode()
+    return ([t if t in special else spelling[ord(t)] for t in tokens],
+            [TokenType.CONTROL if t in special else TokenType.NORMAL for t in tokens])
+
+
+def _permute(w, n_head: int):
+    """llama.cpp's order of a q or k projection's rows (rotary pairs interleaved; loaders undo it)."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+_GGUF_NAMES = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+               "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+               "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+               "mlp.down_proj": "ffn_down"}
+
+
+def _gguf_tensors(model, hp: dict):
+    """(llama.cpp name, fp32 numpy array) for every weight, q and k permuted; no output.weight when tied."""
+    import re
+
+    out = []
+    for name, t in model.state_dict().items():
+        w = t.detach().to("cpu", torch.float32).numpy()
+        if name == "model.embed_tokens.weight":
+            out.append(("token_embd.weight", w))
+        elif name == "model.norm.weight":
+            out.append(("output_norm.weight", w))
+        elif name == "lm_head.weight":
+            if not model.config.tie_word_embeddings:
+                out.append(("output.weight", w))
+        elif m := re.fullmatch(r"model\.layers\.(\d+)\.(.+)\.weight", name):
+            if m[2] not in _GGUF_NAMES:
+                raise ValueError(f"GGUF export: no llama.cpp name for {name!r}")
+            if m[2] == "self_attn.q_proj":
+                w = _permute(w, hp["head_count"])
+            elif m[2] == "self_attn.k_proj":
+                w = _permute(w, hp["head_count_kv"])
+            out.append((f"blk.{m[1]}.{_GGUF_NAMES[m[2]]}.weight", w))
+        elif not name.endswith("rotary_emb.inv_freq"):
+            raise ValueError(f"GGUF export: no llama.cpp name for {name!r}")
+    return out
+
+
+def check_gguf(model, tokenizer) -> tuple[dict, tuple[list[str], list[int]]]:
+    """A ValueError unless ``to_gguf`` can write ``model`` with ``tokenizer`` (a llama student with a character
+    vocabulary of ASCII characters); else its llama hyper-parameters and GGUF vocabulary."""
+    if tokenizer is None:
+        raise ValueError("a GGUF file holds the tokenizer too: pass tokenizer= (the model's CharTokenizer)")
+    _check_model(model)
+    return _check_llama(model), _gguf_vocab(tokenizer, model.config.vocab_size)
+
+
+def to_gguf(model, out: str | Path, tokenizer=None, quant: str = "f32", card: dict | None = None) -> Path:
+    """Write ``model`` and its character tokenizer as one GGUF file, ``out/model.gguf`` (``quant="f32"``) or
+    ``out/model.q8_0.gguf`` (``quant="q8_0"``); return its path.
+
+    The file is llama.cpp's llama: ``general.architecture`` "llama", the hyper-parameters under
+    ``llama.*``, the tensors under llama.cpp's names with q and k in its rotary order
+    (``convert_hf_to_gguf.py``'s permutation), and the vocabulary as a "gpt2" (byte-level BPE)
+    tokenizer with no merges, so every character is one token, as in ``CharTokenizer``; pad, bos,
+    eos and unk are control tokens, and llama.cpp adds neither bos nor eos. transformers loads the
+    model back with ``AutoModelForCausalLM.from_pretrained(out, gguf_file="model.gguf")`` and
+    rebuilds a tokenizer with ``AutoTokenizer.from_pretrained(out, gguf_file=...)`` that encodes
+    ASCII text as ``CharTokenizer`` does (it adds GPT-2's ``<|endoftext|>`` as id ``vocab``, which
+    the model never sees, and drops a character outside the vocabulary where ``CharTokenizer``
+    writes ``<unk>``); ``CharTokenizer`` itself is saved beside the file when ``tokenizer`` is given.
+
+    ``q8_0``: every matrix whose rows are a multiple of 32 long (``gguf.quants``' Q8_0 blocks) in
+    Q8_0, 8.5 bits a weight; the others, and the norms, in F32. ``export.json`` names the F32 ones.
+    """
+    if quant not in GGUF_FILES:
+        raise ValueError(f"quant {quant!r} is not supported: choose one of {', '.join(map(repr, GGUF_FILES))}")
+    require_packages("gguf", hint=GGUF_HINT)
+    import gguf
+    from gguf import GGMLQuantizationType as GGML
+
+    hp, (tokens, types) = check_gguf(model, tokenizer)
+    tensors = _gguf_tensors(model, hp)
+    kept_f32 = [n for n, w in tensors if quant == "q8_0" and w.ndim == 2 and w.shape[-1] % 32]
+
+    def write(tmp: str) -> None:
+        w = _gguf_writer(tmp)
+        w.add_name((card or {}).get("name") or Path(model.config._name_or_path or "specialist").name)
+        for key, value in hp.items():
+            getattr(w, f"add_{key}")(value)
+        w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if quant == "q8_0" else gguf.LlamaFileType.ALL_F32)
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre("default")
+        w.add_token_list(tokens)
+        w.add_token_types(types)
+        w.add_key_value(gguf.Keys.Tokenizer.MERGES, [], gguf.GGUFValueType.ARRAY, sub_type=gguf.GGUFValueType.STRING)
+        for kind in ("bos", "eos", "pad", "unk"):
+            token_id = getattr(tokenizer, f"{kind}_token_id")
+            if token_id is not None:
+                getattr(w, f"add_{kind}_token_id")(token_id)
+        w.add_add_bos_token(False)  # prompts carry no bos: the task text starts them
+        w.add_add_eos_token(False)
+        for name, arr in tensors:
+            if quant == "q8_0" and arr.ndim == 2 and name not in kept_f32:
+                w.add_tensor(name, gguf.quants.quantize(arr, GGML.Q8_0), raw_dtype=GGML.Q8_0)
+            else:
+                w.add_tensor(name, arr)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+
+    out = Path(out)
+    dest = _atomic(out / GGUF_FILES[quant], write)
+    n_q8 = sum(quant == "q8_0" and w.ndim == 2 and n not in kept_f32 for n, w in tensors)
+    entry = {"writer": f"gguf {_version('gguf')}", "architecture": "llama", "quant": quant,
+             "tensors": {"Q8_0": n_q8, "F32": len(tensors) - n_q8}, "f32_matrices": kept_f32,
+             "tokenizer": "gpt2 vocabulary, no merges: one token per character",
+             "loads_with": f"AutoModelForCausalLM.from_pretrained(folder, gguf_file={dest.name!r})"}
+    _record(out, dest.name, entry, model, tokenizer, card)
+    return dest
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
+
+
+def gguf_file(path: str | Path, quant: str = "f32") -> Path:
+    """A GGUF file, or ``to_gguf``'s file of ``quant`` in a folder."""
+    path = Path(path)
+    if path.is_dir():
+        if quant not in GGUF_FILES:
+            raise ValueError(f"quant {quant!r} is not supported: choose one of {', '.join(map(repr, GGUF_FILES))}")
+        path = path / GGUF_FILES[quant]
+    if not path.is_file():
+        raise FileNotFoundError(f"GGUF model {str(path)!r} does not exist; write one with to_gguf")
+    return path
+
+
+def load_gguf(path: str | Path, quant: str = "f32"):
+    """The transformers model in a GGUF file (or ``to_gguf``'s folder), de-quantized to fp32, in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    path = gguf_file(path, quant)
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # its de-quantizing bars, on stderr
+    try:
+        with _quiet():
+            model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    return model.eval()

@@ -4,7 +4,8 @@
                runtimes.OnnxRunner(folder, int8=True), runtimes.ExportedRunner(folder)]
     print(runtimes.table(runtimes.compare(model, tok, examples, runners)))
 
-``folder`` is what ``workbench.agent.export`` wrote (model.onnx, model.int8.onnx, model.pt2, the tokenizer).
+``folder`` is what ``workbench.agent.export`` wrote (model.onnx, model.int8.onnx, model.pt2, the tokenizer);
+``GgufRunner(folder)`` runs its model.gguf (or model.q8_0.gguf) as transformers loads it (``gguf_file=``).
 Every runner decodes the same way (``Runner.generate``): the whole sequence through the forward
 each step, argmax, stop at eos or a stop string, one prompt at a time (the graph has no attention
 mask, so padding a batch would change the answers). So answers compare apples to apples across
@@ -19,7 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.agent.export import PT2_FILE, check_onnx, load_exported, onnx_file, require_packages
+from workbench.agent.export import (
+    PT2_FILE,
+    check_onnx,
+    gguf_file,
+    load_exported,
+    load_gguf,
+    onnx_file,
+    require_packages,
+)
 from workbench.core.artifacts import compression
 
 
@@ -160,6 +169,20 @@ class ExportedRunner(Runner):
     @torch.inference_mode()
     def forward(self, ids):
         return self.module(torch.as_tensor(ids))
+
+
+class GgufRunner(TorchRunner):
+    """A GGUF file (``export.to_gguf``'s) as transformers loads it: de-quantized to fp32, in PyTorch. Its
+    answers are the file's weights' answers; llama.cpp's kernels would round differently."""
+
+    def __init__(self, path: str | Path, quant: str = "f32", tokenizer=None):
+        self.path = gguf_file(path, quant)
+        super().__init__(load_gguf(self.path), _tokenizer_beside(self.path, tokenizer),
+                         runtime=f"gguf {quant} (transformers)")
+
+    @property
+    def bytes(self) -> int:
+        return self.path.stat().st_size
 
 
 class AsCausalLM:

@@ -78,11 +78,11 @@ def time_shares(decisions) -> dict:
 
 
 def export_all(model, tokenizer, out: str | Path) -> Path:
-    """ONNX fp32 and int8 and torch.export versions of ``model`` in folder ``out``."""
+    """ONNX fp32 and int8 (without and with a KV cache) and torch.export versions of ``model`` in folder ``out``."""
     from workbench.agent import export
 
-    onnx = export.to_onnx(model, out, tokenizer)
-    export.quantize_onnx(onnx)
+    export.quantize_onnx(export.to_onnx(model, out, tokenizer))
+    export.quantize_onnx(export.to_onnx_kv(model, out, tokenizer))
     export.to_torch_export(model, out, tokenizer)
     return Path(out)
 
@@ -104,14 +104,13 @@ def decisions_table(decisions) -> str:
 # exported runtimes: identical greedy answers --------------------------------------------------------
 def greedy_agreement(runner, tokenizer, prompts: list[str], completions: list[list[int]]) -> list[dict]:
     """For each prompt: does ``runner`` pick every token of the reference greedy completion (its ids,
-    ending with eos if it stopped there)? One forward over prompt + completion per example; ``margin``
+    ending with eos if it stopped there)? ``Runner.completion_logits``: one forward over prompt + completion
+    per example (a KV-cache runner: the prompt, then one cached step per token, as it decodes); ``margin``
     is the smallest top-1 minus top-2 logit over the completion's positions."""
     out = []
     for prompt, c in zip(prompts, completions):
-        p = tokenizer(prompt).input_ids
-        ids = p + list(c)
-        logits = np.asarray(runner.forward(np.asarray([ids[:-1]], dtype=np.int64)), dtype=np.float64)[0]
-        at = logits[len(p) - 1:]  # [len(c), vocab]: the logits that chose each completion token
+        c = list(c)
+        at = np.asarray(runner.completion_logits(tokenizer(prompt).input_ids, c), dtype=np.float64)  # [len(c), V]
         top2 = np.sort(at, axis=-1)[:, -2:]
         chosen = at[np.arange(len(c)), c] >= at.max(-1)  # the reference token is a maximum (a tie counts)
         out.append({"identical": bool(chosen.all()), "mismatches": int((~chosen).sum()),
@@ -120,7 +119,8 @@ def greedy_agreement(runner, tokenizer, prompts: list[str], completions: list[li
 
 
 def export_check(model, tokenizer, folder: str | Path, examples=None, batch_size: int = 32) -> list[dict]:
-    """Per runtime (PyTorch's own full-sequence forward, ONNX fp32/int8, torch.export): how many of the
+    """Per runtime (PyTorch's own full-sequence forward, ONNX fp32/int8 without and with a KV cache,
+    torch.export): how many of the
     test split's greedy completions it reproduces exactly, the closest call to a tie, bytes on disk."""
     from workbench.agent import runtimes
     from workbench.core.evaluate import EvalConfig, answer_budget, generate, student_prompt
@@ -133,6 +133,8 @@ def export_check(model, tokenizer, folder: str | Path, examples=None, batch_size
     rows = []
     for runner in (runtimes.TorchRunner(model, tokenizer), runtimes.OnnxRunner(folder, tokenizer=tokenizer),
                    runtimes.OnnxRunner(folder, int8=True, tokenizer=tokenizer),
+                   runtimes.OnnxKVRunner(folder, tokenizer=tokenizer),
+                   runtimes.OnnxKVRunner(folder, int8=True, tokenizer=tokenizer),
                    runtimes.ExportedRunner(folder, tokenizer=tokenizer)):
         t0 = time.perf_counter()
         agree = greedy_agreement(runner, tokenizer, prompts, reference)

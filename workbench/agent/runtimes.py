@@ -1,14 +1,16 @@
 """Runtimes: run an exported specialist and compare it with PyTorch (bytes, latency, same answers).
 
     runners = [runtimes.TorchRunner(model, tok), runtimes.OnnxRunner(folder),
-               runtimes.OnnxRunner(folder, int8=True), runtimes.ExportedRunner(folder)]
+               runtimes.OnnxRunner(folder, int8=True), runtimes.OnnxKVRunner(folder), runtimes.ExportedRunner(folder)]
     print(runtimes.table(runtimes.compare(model, tok, examples, runners)))
 
-``folder`` is what ``workbench.agent.export`` wrote (model.onnx, model.int8.onnx, model.pt2, the tokenizer);
-``GgufRunner(folder)`` runs its model.gguf (or model.q8_0.gguf) as transformers loads it (``gguf_file=``).
-Every runner decodes the same way (``Runner.generate``): the whole sequence through the forward
-each step, argmax, stop at eos or a stop string, one prompt at a time (the graph has no attention
-mask, so padding a batch would change the answers). So answers compare apples to apples across
+``folder`` is what ``workbench.agent.export`` wrote (model.onnx, model.int8.onnx, model.kv.onnx,
+model.kv.int8.onnx, model.pt2, the tokenizer); ``GgufRunner(folder)`` runs its model.gguf (or
+model.q8_0.gguf) as transformers loads it (``gguf_file=``). Every runner decodes the same way
+(``Runner.generate``): argmax, stop at eos or a stop string, one prompt at a time (the graphs have no
+attention mask, so padding a batch would change the answers). Most run the whole sequence through the
+forward each step; ``OnnxKVRunner`` (the KV-cache graph) and ``LeanRunner`` (``lean.LeanLlama``) run the
+prompt once and then one token per step (``Runner.next_logits``). So answers compare apples to apples across
 runtimes; ``GenerateRunner`` adds transformers' own ``generate`` (KV cache) to the comparison.
 """
 
@@ -60,17 +62,28 @@ class Runner:
         """Greedy completions, one prompt at a time; each stops at eos or once its text holds a stop string."""
         return [self._greedy(p, max_new_tokens, stops) for p in prompts]
 
+    def next_logits(self, ids: list[int], new: int):
+        """The last position's logits [V] for ``ids``, whose last ``new`` tokens are new since the previous call
+        (all of them: a new prompt). Here the whole sequence goes through ``forward``; a cached runner
+        runs only the new tokens."""
+        return self.forward(np.asarray([ids], dtype=np.int64))[0, -1]
+
     def _greedy(self, prompt: str, max_new_tokens: int, stops: tuple[str, ...]) -> str:
         tok = self.tokenizer
         ids = tok(prompt).input_ids
         start, eos = len(ids), tok.eos_token_id
-        for _ in range(max_new_tokens):
-            logits = self.forward(np.asarray([ids], dtype=np.int64))  # [1, T, V]: the whole sequence, no cache
-            nxt = int(logits[0, -1].argmax())  # first maximum on ties, as torch.argmax in generate
+        for step in range(max_new_tokens):
+            nxt = int(self.next_logits(ids, 1 if step else start).argmax())  # first maximum on ties, as generate
             ids.append(nxt)
             if nxt == eos or (stops and any(s in tok.decode(ids[start:], skip_special_tokens=True) for s in stops)):
                 break
         return tok.decode(ids[start:], skip_special_tokens=True)
+
+    def completion_logits(self, prompt_ids: list[int], completion: list[int]):
+        """Logits [len(completion), V]: row i is what chose ``completion[i]`` after the prompt and the ones before
+        (``deploy.greedy_agreement``); one forward over the whole sequence here."""
+        ids = list(prompt_ids) + list(completion)
+        return np.asarray(self.forward(np.asarray([ids[:-1]], dtype=np.int64)))[0, len(prompt_ids) - 1:]
 
 
 class TorchRunner(Runner):
@@ -112,6 +125,19 @@ class GenerateRunner(TorchRunner):
         return generate(self.model, self.tokenizer, prompts, max_new_tokens, self.batch_size, stops)
 
 
+class LeanRunner(TorchRunner):
+    """The model on ``lean.LeanLlama``'s decode path (static KV cache, plain torch ops) in the shared loop."""
+
+    def __init__(self, model, tokenizer, runtime: str = "torch fp32, lean path + KV cache"):
+        from workbench.agent.lean import LeanLlama
+
+        super().__init__(model, tokenizer, runtime)
+        self.lm = LeanLlama(model)
+
+    def next_logits(self, ids: list[int], new: int):
+        return self.lm(ids[-new:], first=new == len(ids))
+
+
 class OnnxRunner(Runner):
     """An .onnx file (or ``to_onnx``'s folder; ``int8`` picks model.int8.onnx) on onnxruntime's CPU provider.
 
@@ -120,16 +146,10 @@ class OnnxRunner(Runner):
 
     def __init__(self, path: str | Path, int8: bool = False, tokenizer=None, threads: int | None = None):
         require_packages("onnx", "onnxruntime")
-        import onnxruntime as ort
-
         self.path = onnx_file(path, int8)
         check_onnx(self.path)
         self.tokenizer = _tokenizer_beside(self.path, tokenizer)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or torch.get_num_threads()
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3  # errors only
-        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        self.session = _session(self.path, threads)
         names = [i.name for i in self.session.get_inputs()]
         if names != ["input_ids"]:
             raise ValueError(f"{str(self.path)!r} takes inputs {names}; a runner needs one, input_ids "
@@ -143,6 +163,87 @@ class OnnxRunner(Runner):
 
     def forward(self, ids):
         return self.session.run(["logits"], {"input_ids": np.asarray(ids, dtype=np.int64)})[0]
+
+
+class OnnxKVRunner(Runner):
+    """``to_onnx_kv``'s model.kv.onnx (or its folder; ``int8`` picks model.kv.int8.onnx) on onnxruntime's CPU
+    provider, decoding with its KV cache: the prompt once, then one token per step.
+
+    The cache stays in onnxruntime's buffers between steps (I/O binding: each step's ``present_*`` outputs are
+    bound as the next step's ``past_*`` inputs, never copied to numpy). ``threads`` as ``OnnxRunner``.
+    """
+
+    def __init__(self, path: str | Path, int8: bool = False, tokenizer=None, threads: int | None = None):
+        require_packages("onnx", "onnxruntime")
+        self.path = onnx_file(path, int8, kv=True)
+        check_onnx(self.path)
+        self.tokenizer = _tokenizer_beside(self.path, tokenizer)
+        self.session = _session(self.path, threads)
+        names = [i.name for i in self.session.get_inputs()]
+        if names[:2] != ["input_ids", "past_key.0"]:
+            raise ValueError(f"{str(self.path)!r} takes inputs {names}; this runner needs input_ids and the past "
+                             "keys and values (export with to_onnx_kv)")
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.context, heads, head_dim = (int(meta[k]) for k in ("context", "heads", "head_dim"))
+        self.cache_names = names[1:]  # past_key.0, past_value.0, past_key.1, ...
+        self.outputs = [o.name for o in self.session.get_outputs()]  # logits, present_key.0, ...
+        self.empty = np.zeros((1, heads, 0, head_dim), dtype=np.float32)
+        self.binding, self.past = self.session.io_binding(), None
+        int8_graph = any(n.op_type == "MatMulInteger" for n in _graph_nodes(self.path))
+        self.runtime = "onnxruntime int8, KV cache" if int8_graph else "onnxruntime fp32, KV cache"
+
+    @property
+    def bytes(self) -> int:
+        return self.path.stat().st_size
+
+    def run(self, ids, past=None):
+        """(logits [1, T, V] as numpy, the cache after them) for new tokens ``ids`` [1, T] after ``past`` (a cache
+        this returned; None: a new sequence)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.shape[0] != 1:
+            raise ValueError(f"one sequence at a time (the cache is per sequence); got a batch of {ids.shape[0]}")
+        n = ids.shape[1] + (0 if past is None else past[0].shape()[2])
+        if n > self.context:
+            raise ValueError(f"{n} positions; this model reads at most {self.context}")
+        b = self.binding
+        b.bind_cpu_input("input_ids", ids)
+        for j, name in enumerate(self.cache_names):
+            if past is None:
+                b.bind_cpu_input(name, self.empty)
+            else:
+                b.bind_ortvalue_input(name, past[j])
+        for name in self.outputs:
+            b.bind_output(name, "cpu")
+        self.session.run_with_iobinding(b)
+        out = b.get_outputs()
+        return out[0].numpy(), out[1:]
+
+    def forward(self, ids):
+        """The plain forward (logits for every position) as an empty cache plus all of ``ids``."""
+        return self.run(ids)[0]
+
+    def next_logits(self, ids: list[int], new: int):
+        logits, self.past = self.run([ids[-new:]], None if new == len(ids) else self.past)
+        return logits[0, -1]
+
+    def completion_logits(self, prompt_ids: list[int], completion: list[int]):
+        """As decoding runs: the prompt in one step, then the completion one token at a time through the cache."""
+        ids = list(prompt_ids)
+        rows = [self.next_logits(ids, len(ids))]
+        for tok in completion[:-1]:
+            ids.append(tok)
+            rows.append(self.next_logits(ids, 1))
+        return np.stack(rows)
+
+
+def _session(path: Path, threads: int | None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # errors only
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def _graph_nodes(path: Path):
@@ -189,8 +290,9 @@ class AsCausalLM:
     """A runner behind the slice of a transformers model that ``constrain.constrained_generate`` uses:
     ``model(input_ids=..., use_cache=True, past_key_values=...)`` -> ``.logits`` and ``.past_key_values``.
 
-    The "cache" is the ids so far: every call runs the whole sequence (the exported graphs have none),
-    so constrained decoding works on every runtime, at the runtime's full-sequence cost.
+    For an ``OnnxKVRunner`` the cache is its own (only the new ids run); for the others the "cache" is the
+    ids so far: every call runs the whole sequence (their graphs have none), so constrained decoding works
+    on every runtime, at the runtime's full-sequence cost.
     """
 
     def __init__(self, runner: Runner):
@@ -202,6 +304,9 @@ class AsCausalLM:
     def forward(self, input_ids, use_cache: bool = True, past_key_values=None):
         from types import SimpleNamespace
 
+        if isinstance(self.runner, OnnxKVRunner):
+            logits, past = self.runner.run(np.asarray(input_ids), past_key_values)
+            return SimpleNamespace(logits=torch.from_numpy(logits), past_key_values=past)
         new = input_ids[0].tolist()
         ids = (past_key_values or []) + new
         logits = torch.as_tensor(np.asarray(self.runner.forward(np.asarray([ids], dtype=np.int64))))
@@ -223,7 +328,8 @@ def _timed(runner: Runner, prompts: list[str], budget: int) -> tuple[list[str], 
 
 def compare(model, tokenizer, examples, runners: list[Runner], max_new_tokens: int | None = None) -> list[dict]:
     """One row per runner: bytes on disk, p50/p95 latency of single requests (batch 1, whole greedy
-    answers), answers and completions identical to PyTorch fp32's, and accuracy on ``examples``.
+    answers), tokens written per second (the eos not counted), answers and completions identical to
+    PyTorch fp32's, and accuracy on ``examples``.
 
     PyTorch's answers come from a ``TorchRunner`` over ``model`` in ``runners`` if there is one, else
     from one run here (untimed, no row).
@@ -240,16 +346,18 @@ def compare(model, tokenizer, examples, runners: list[Runner], max_new_tokens: i
     prompts = [student_prompt(ex.input) for ex in examples]
     budget = max_new_tokens or answer_budget(tokenizer, examples, cfg)
     runs = [(r, *_timed(r, prompts, budget)) for r in runners]
+    n_tokens = [sum(len(tokenizer(c, add_special_tokens=False).input_ids) for c in comps) for _, comps, _ in runs]
     ref = next((c for r, c, _ in runs if type(r) is TorchRunner and r.model is model), None)
     if ref is None:
         ref = TorchRunner(model, tokenizer).generate(prompts, budget)
     ref_answers = [answer_of(c, cfg) for c in ref]
     rows = []
-    for r, comps, ms in runs:
+    for (r, comps, ms), tokens in zip(runs, n_tokens):
         answers = [answer_of(c, cfg) for c in comps]
         same = [a == b for a, b in zip(answers, ref_answers)]
         p50, p95 = np.percentile(ms, [50, 95])
         rows.append({"runtime": r.runtime, "bytes": r.bytes, "p50_ms": float(p50), "p95_ms": float(p95),
+                     "tokens_per_s": 1000 * tokens / sum(ms),
                      "same_answers": sum(same), "same_answers_frac": sum(same) / len(same),
                      "same_completions": sum(a == b for a, b in zip(comps, ref)),
                      "differing": [i for i, s in enumerate(same) if not s], "n": len(examples),
@@ -263,5 +371,6 @@ def table(rows: list[dict]) -> str:
 
     return markdown(rows, {
         "runtime": "{runtime}", "bytes on disk": "{bytes:,}", "p50 ms / request": "{p50_ms:.0f}",
-        "p95 ms / request": "{p95_ms:.0f}", "answers = PyTorch": "{same_answers}/{n} ({same_answers_frac:.0%})",
+        "p95 ms / request": "{p95_ms:.0f}", "tokens/s": "{tokens_per_s:.0f}",
+        "answers = PyTorch": "{same_answers}/{n} ({same_answers_frac:.0%})",
         "completions = PyTorch": "{same_completions}/{n}", "accuracy": "{accuracy:.1%}"})

@@ -118,3 +118,16 @@ def test_shipped_tool_call_specialist_greedy_identical_at_level_2(tmp_path):
         export.to_onnx_kv(model, tmp_path / str(fused), tokenizer=tok, fused=fused)
         agree = deploy.greedy_agreement(runtimes.OnnxKVRunner(tmp_path / str(fused)), tok, prompts, reference)
         assert sum(a["identical"] for a in agree) == len(prompts) == 100, fused
+
+
+def test_fused_attention_needs_a_head_size_onnxruntime_takes(tiny_student, tmp_path):
+    """onnxruntime's GroupQueryAttention takes head sizes in multiples of 16: asked for it with another, the export
+    says so in one line; by default it writes the standard-ops graph instead."""
+    model, tok, _ = tiny_student
+    head = model.config.hidden_size // model.config.num_attention_heads
+    assert head % 16, "the tiny student's head size was meant to be one GroupQueryAttention refuses"
+    with pytest.raises(ValueError, match=f"fused=True needs a head size that is a multiple of 16.*is {head}"):
+        export.to_onnx_kv(model, tmp_path / "a", fused=True)
+    path = export.to_onnx_kv(model, tmp_path / "b", tokenizer=tok)
+    assert json.loads((tmp_path / "b" / "export.json").read_text())["artifacts"][export.ONNX_KV_FILE]["ops"] == "onnx"
+    assert path.exists()

@@ -101,7 +101,7 @@ def bench_explain(task: str = "boolean_expressions", profile: str | None = None,
 
 
 def bench_router(model: str | None = None, profile: str | None = None, level: int = 2, n: int = 50,
-                 repeats: int = 3, max_new_tokens: int | None = None) -> dict:
+                 repeats: int = 3, max_new_tokens: int | None = None, onnx: bool = True) -> dict:
     """The router's decode paths, lean (``workbench.agent.lean``) and transformers (its forward per token,
     ``generate`` when free), on the same ``n`` tool_call test requests of ``level`` (2: the reference level).
 
@@ -110,7 +110,8 @@ def bench_router(model: str | None = None, profile: str | None = None, level: in
     ``repeats`` passes. Also per path: the share of time in the model, the grammar and Python, tokens
     per second, and how many replies are identical to the transformers path's (the lean path must write
     the same tokens). ``model``: a tool_call student's folder (default: the profile's cached specialist);
-    ``max_new_tokens``: its rationale budget (None: the router's default)."""
+    ``max_new_tokens``: its rationale budget (None: the router's default). ``onnx``: also the constrained path
+    on onnxruntime with a KV cache (``export.to_onnx_kv``, fp32 and int8, exported to a temporary folder)."""
     import statistics
 
     import numpy as np
@@ -134,6 +135,19 @@ def bench_router(model: str | None = None, profile: str | None = None, level: in
     paths = {f"{mode}, {dec}": Router(lm, tok, constrained=mode == "constrained", lean=dec == "lean",
                                        rationale=rationale, max_new_tokens=max_new_tokens)
              for mode in ("constrained", "free") for dec in ("lean", "transformers")}
+    tmp = None
+    if onnx:
+        import tempfile
+
+        from workbench.agent import export, runtimes
+
+        tmp = tempfile.TemporaryDirectory(prefix="bench-router-")
+        export.to_onnx_kv(lm, tmp.name, tokenizer=tok)
+        export.quantize_onnx(export.onnx_file(tmp.name, kv=True))
+        for int8 in (False, True):
+            runner = runtimes.OnnxKVRunner(tmp.name, int8=int8, tokenizer=tok, threads=torch.get_num_threads())
+            paths[f"constrained, {runner.runtime}"] = Router(runtimes.AsCausalLM(runner), tok, lean=False,
+                                                              rationale=rationale, max_new_tokens=max_new_tokens)
     for r in paths.values():
         r.route(requests[0])  # warm-up: thread pools, the lean step's tables
     runs = {p: [[] for _ in range(repeats)] for p in paths}
@@ -146,12 +160,14 @@ def bench_router(model: str | None = None, profile: str | None = None, level: in
     rows = []
     for p, reps in runs.items():
         ms = [[d.latency_ms for d in ds] for ds in reps]
-        ref = runs[p.split(",")[0] + ", transformers"]
+        ref = runs[p.split(",")[0] + ", transformers"]  # the onnxruntime paths are constrained
         rows.append({"path": p, "decoder": paths[p].decoder, "n": len(requests), "repeats": repeats,
                      "p50_ms": statistics.median(float(np.percentile(m, 50)) for m in ms),
                      "p95_ms": statistics.median(float(np.percentile(m, 95)) for m in ms),
                      "same_replies": sum(a.raw == b.raw for a, b in zip(reps[0], ref[0])),
                      **time_shares([d for ds in reps for d in ds])})
+    if tmp is not None:
+        tmp.cleanup()
     return {"model": model or f"tool_call specialist ({profile_name(profile)})", "level": level,
             "threads": torch.get_num_threads(), "machine": machine(), "rows": rows}
 

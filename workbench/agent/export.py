@@ -317,19 +317,26 @@ def _kv_graph(model, fused: bool = True):
     return proto
 
 
-def to_onnx_kv(model, out: str | Path, tokenizer=None, card: dict | None = None, fused: bool = True) -> Path:
+def to_onnx_kv(model, out: str | Path, tokenizer=None, card: dict | None = None, fused: bool | None = None) -> Path:
     """Export ``model``'s cached step to ``out/model.kv.onnx`` and return its path (``runtimes.OnnxKVRunner``
     runs it); ``out`` also gets ``export.json`` and, when given, the tokenizer (as ``to_onnx``).
 
     The graph is written from the weights (``_kv_graph``), not traced: a plain fp32 Llama only, checked as
     ``lean.LeanLlama`` checks it. Inputs: ``input_ids`` and every layer's past keys and values (length 0 for
     a new prompt); outputs: the logits of every new position and the keys and values with them appended.
-    ``fused``: onnxruntime's contrib ops for attention and norms (faster; onnxruntime only), else standard ops.
+    ``fused``: onnxruntime's contrib ops for attention and norms (faster; onnxruntime only), else standard ops;
+    None: fused where onnxruntime's GroupQueryAttention takes the head size (a multiple of 16), else standard.
     """
     require_packages("onnx")
     import onnx
 
     _check_model(model)
+    head_dim = getattr(model.config, "head_dim", None) or model.config.hidden_size // model.config.num_attention_heads
+    if fused is None:
+        fused = head_dim % 16 == 0
+    elif fused and head_dim % 16:
+        raise ValueError(f"fused=True needs a head size that is a multiple of 16 (onnxruntime's GroupQueryAttention);"
+                         f" this model's is {head_dim}: pass fused=False or None")
     out = Path(out)
     with torch.no_grad():
         proto = _kv_graph(model, fused)

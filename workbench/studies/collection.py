@@ -237,3 +237,36 @@ def sentences(v: dict, rows: list[dict]) -> list[str]:
             f"p50 latency {coll['p50_ms']:.0f} ms against {gen['p50_ms']:.0f} ms ({v['p50_speedup']:.1f}x); "
             f"{coll['bytes']:,} bytes against {gen['bytes']:,} ({v['times_smaller']:.0f}x smaller)."]
 
+
+
+# showing and explaining --------------------------------------------------------------------------------------
+def stream_table(requests: list[Request], k: int = 8) -> str:
+    """The first ``k`` requests of a stream with where they should go and the expected answer."""
+    lines = ["| request | route | expected answer |", "|---|---|---|"]
+    for r in requests[:k]:
+        cells = (x if len(x) <= 80 else x[:77] + "..." for x in (r.text, r.route, r.target))
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def evidence_table(d: Dispatcher, text: str, k: int = 8) -> str:
+    """Why the dispatcher chose its route for ``text``: the n-grams that most favour it over the runner-up."""
+    ranked = sorted(d.scores(text).items(), key=lambda kv: -kv[1])
+    lines = [f"**{text}** → `{ranked[0][0]}` (runner-up `{ranked[1][0]}`, log-odds {ranked[0][1] - ranked[1][1]:.1f})",
+             "", "| n-gram | count × log-likelihood ratio |", "|---|---|"]
+    lines += [f"| `{g.replace(' ', '␣')}` | {w:+.2f} |" for g, w in d.evidence(text, k)]
+    return "\n".join(lines)
+
+
+def explain(spec: Specialist, task_input: str, method: str = "integrated_gradients", n_steps: int = 20):
+    """The specialist's answer to ``task_input`` as an attribution heatmap (``explain.heatmap_html``) over the
+    prompt and its rationale, at the step that writes the answer's first character; shown as HTML."""
+    from IPython.display import HTML
+
+    from workbench import explain as attribution
+
+    gen = attribution.generation(spec.model, spec.tokenizer, task_input, max_new_tokens=spec.max_new_tokens)
+    if gen.steps == 0:
+        return HTML("<p>The specialist wrote nothing, so there is no step to explain.</p>")
+    att = attribution.attribute(spec.model, spec.tokenizer, gen, gen.answer_step, method, n_steps=n_steps)
+    return HTML(attribution.heatmap_html(gen, att))

@@ -109,3 +109,47 @@ def test_a_collection_without_a_specialist_for_a_route_is_refused(tiny_student):
     d = Dispatcher.fit(stream(5, split="train", templates="train"))
     with pytest.raises(ValueError, match="tool_call"):
         Collection(d, {name: Specialist(model, tok) for name in REASONING})
+
+
+def _oracle(requests, wrong_route=()):
+    """An answer function that knows every request's route and answer (except on ``wrong_route``)."""
+    by_text = {r.text: r for r in requests}
+
+    def answer(text):
+        r = by_text[text]
+        route = "tool_call" if r.route in wrong_route else r.route
+        return collection.Outcome(text, route, r.target, ms=1.0)
+
+    return answer
+
+
+def test_serve_scores_routes_and_answers_per_task():
+    reqs = stream(2, seed=1)
+    row = study_module.serve("oracle", _oracle(reqs), reqs, nbytes=10)
+    assert row["routed"] == row["correct"] == 1.0 and row["n"] == 10 and row["bytes"] == 10
+    assert all(row[name] == 1.0 and row[f"{name}_n"] == 2 for name in NAMES)
+    half = study_module.serve("misrouted", _oracle(reqs, wrong_route=("word_sorting",)), reqs, nbytes=10)
+    assert half["routed"] == half["correct"] == 0.8 and half["word_sorting"] == 0.0
+    assert "| oracle | 10 | 100% | 100% |" in study_module.table([row, half])
+    v = study_module.verdict([half, row])
+    assert v["correct_pct"] == 0.8 and v["general_correct_pct"] == 1.0 and not v["more_correct"]
+
+
+def test_alone_counts_answering_itself_as_routed_for_a_reasoning_request():
+    reqs = stream(1, seed=2)
+    by_text = {r.text: r for r in reqs}
+
+    def itself(text):  # a general model that answers everything itself, right on boolean only
+        r = by_text[text]
+        return collection.Outcome(text, "itself", r.target if r.route == "boolean_expressions" else "?", ms=1.0)
+
+    row = study_module.serve("alone", itself, reqs, nbytes=1, alone=True, warmup=False)
+    assert row["routed"] == 0.8  # every route but tool_call
+    assert row["correct"] == 0.2 and row["boolean_expressions"] == 1.0 and row["tool_call"] == 0.0
+
+
+def test_the_general_model_gets_the_tasks_in_turn():
+    st = study_module.study("smoke", per_task=3, pretrained_n=7)
+    got = st.general_requests()
+    assert [r.route for r in got[:5]] == list(NAMES) and len(got) == 7
+    assert all(r in st.requests() for r in got)

@@ -11,7 +11,8 @@ The house, in layers (arrows point down only; ``tests/test_layers.py`` checks it
 
     widgets, plots, cli, bench      UI and entry points: nothing below imports them
     studies/                        one module per notebook: its Study, run, table, verdict, findings
-    agent/                          tools, grammar, constrained decoding, router, export, runtimes, deploy
+    agent/                          tools, grammar, constrained decoding, router, export, runtimes, deploy,
+                                    collection
     <pattern>.py                    curriculum, distill, vocab, prune, quantize, lowrank, lora, multitask,
                                     explain, faithfulness: one algorithm each
     core/                           env, tokenizer, models, measure, evaluate, train, artifacts, report,
@@ -31,7 +32,7 @@ __version__ = "0.1.0"
 CORE = ("env", "tokenizer", "models", "measure", "evaluate", "train", "artifacts", "report", "recipes", "baselines")
 PATTERNS = ("curriculum", "distill", "vocab", "prune", "quantize", "lowrank", "lora", "multitask", "explain",
             "faithfulness")
-AGENT = ("tools", "grammar", "jsonprefix", "constrain", "router", "export", "runtimes", "deploy")
+AGENT = ("tools", "grammar", "jsonprefix", "constrain", "router", "export", "runtimes", "deploy", "collection")
 TOP = ("widgets", "plots", "cli", "bench")
 PACKAGES = ("tasks", "core", "agent", "studies")
 

@@ -317,3 +317,26 @@ def format_curves(rows: list[dict], title: str = "Validation accuracy against ex
         ax.plot([r["examples_seen"]], [100 * r["accuracy"]], marker="*", ms=10, color=line.get_color())
     ax.set_xlabel("training examples seen")
     return _percent_axes(fig, ax, "exact match, %", title)
+
+
+def collection_bars(rows: list[dict], tasks, title: str = "A collection of specialists against one general model"):
+    """Answers correct per task (grouped bars, one per system), then p50 latency and bytes (log) per system
+    (``studies.collection.serve`` rows)."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), gridspec_kw={"width_ratios": [3, 1, 1]})
+    width = 0.8 / len(rows)
+    for i, r in enumerate(rows):
+        xs = [t + i * width for t in range(len(tasks) + 1)]
+        ys = [100 * (r[t] or 0) for t in tasks] + [100 * r["correct"]]
+        axes[0].bar(xs, ys, width, label=r["system"], color=f"C{i}")
+    axes[0].set_xticks([t + 0.4 - width / 2 for t in range(len(tasks) + 1)], [*tasks, "all"], fontsize=7,
+                       rotation=15)
+    _percent_axes(fig, axes[0], "answers correct, %", "per task")
+    labels = [r["system"] for r in rows]
+    for ax, key, xlabel in ((axes[1], "p50_ms", "p50 ms per request"), (axes[2], "bytes", "bytes (log)")):
+        ax.bar(range(len(rows)), [r[key] for r in rows], color=[f"C{i}" for i in range(len(rows))])
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(rows)), labels, fontsize=7, rotation=15)
+        ax.set_title(xlabel)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

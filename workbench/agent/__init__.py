@@ -1,5 +1,6 @@
 """What you ship to an agent: tools with JSON Schemas, the grammar and constrained decoding (with its lean
-decode path for tiny students), the router, export, runtimes and the deployment checks.
+decode path for tiny students), the router, export, runtimes, the deployment checks
+and a collection of specialists behind one dispatcher.
 ``workbench.agent.Router`` (and every other name of ``workbench.agent.router``) is reached
 from here; ``workbench.agent.tools`` needs no torch."""
 
@@ -7,7 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("tools", "grammar", "jsonprefix", "constrain", "lean", "router", "export", "runtimes", "deploy")
+MODULES = ("tools", "grammar", "jsonprefix", "constrain", "lean", "router", "export", "runtimes", "deploy",
+           "collection")
 
 
 def __getattr__(name: str):

@@ -91,7 +91,7 @@ def main() -> int:
     p.add_argument("command", choices=("run", "strip", "bless"))
     p.add_argument("--profile", default=os.environ.get("WORKBENCH_PROFILE") or "laptop")
     p.add_argument("notebooks", nargs="*")
-    args = p.parse_args()
+    args = p.parse_intermixed_args()  # "run --profile laptop NOTEBOOK" as the docstring says
     return {"run": cmd_run, "strip": cmd_strip, "bless": cmd_bless}[args.command](args)
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("tools", "grammar", "jsonprefix", "constrain", "lean", "router", "export", "runtimes", "deploy")
+MODULES = ("tools", "grammar", "jsonprefix", "constrain", "lean", "libgrammars", "router", "export", "runtimes",
+           "deploy")
 
 
 def __getattr__(name: str):

@@ -100,6 +100,20 @@ def bench_explain(task: str = "boolean_expressions", profile: str | None = None,
             "threads": torch.get_num_threads(), "machine": machine()}
 
 
+def _tool_call_student(model: str | None, profile: str | None):
+    """(model, tokenizer, card) of a tool_call student's folder, or of the profile's specialist when None."""
+    from workbench.core.env import profile_name
+    from workbench.core.models import load_pretrained
+    from workbench.core.recipes import specialist
+
+    if model is None:
+        return specialist("tool_call", profile_name(profile), progress=False)
+    from workbench.core.artifacts import read_card
+
+    card = read_card(model) if (Path(model) / "workbench.json").exists() else {}
+    return (*load_pretrained(model), card)
+
+
 def bench_router(model: str | None = None, profile: str | None = None, level: int = 2, n: int = 50,
                  repeats: int = 3, max_new_tokens: int | None = None, onnx: bool = True) -> dict:
     """The router's decode paths, lean (``workbench.agent.lean``) and transformers (its forward per token,
@@ -119,17 +133,9 @@ def bench_router(model: str | None = None, profile: str | None = None, level: in
     from workbench.agent.deploy import time_shares
     from workbench.agent.router import Router
     from workbench.core.env import machine, profile_name
-    from workbench.core.models import load_pretrained
-    from workbench.core.recipes import specialist
     from workbench.tasks import splits
 
-    if model is not None:
-        from workbench.core.artifacts import read_card
-
-        card = read_card(model) if (Path(model) / "workbench.json").exists() else {}
-        lm, tok = load_pretrained(model)
-    else:
-        lm, tok, card = specialist("tool_call", profile_name(profile), progress=False)
+    lm, tok, card = _tool_call_student(model, profile)
     rationale = card.get("train", {}).get("rationale", True)
     requests = [e.input for e in splits.load("tool_call", "test", level=level, n=n)]
     paths = {f"{mode}, {dec}": Router(lm, tok, constrained=mode == "constrained", lean=dec == "lean",
@@ -179,6 +185,27 @@ def router_table(rows: list[dict]) -> str:
     return table(rows, {"path": "{path}", "decoder": "{decoder}", "requests x repeats": "{n} x {repeats}",
                         "p50 ms": "{p50_ms:.1f}", "p95 ms": "{p95_ms:.1f}", "model / grammar / Python": "{time_split}",
                         "replies = transformers": "{same_replies}/{n}"})
+
+
+def bench_grammars(model: str | None = None, profile: str | None = None, levels: tuple[int, ...] = (2, 5),
+                   n: int = 50, repeats: int = 1) -> dict:
+    """Our grammar against the JSON Schema libraries installed (``workbench.agent.libgrammars.compare``) on the
+    same ``n`` tool_call test requests of each of ``levels`` (2: the reference level, 5: held out), interleaved.
+    ``model``: an answer-only tool_call student's folder (default: the profile's specialist)."""
+    from workbench.agent import libgrammars
+    from workbench.core.env import machine, profile_name
+    from workbench.tasks import splits
+
+    lm, tok, card = _tool_call_student(model, profile)
+    rationale = card.get("train", {}).get("rationale", True)
+    rows = []
+    for level in levels:
+        examples = splits.load("tool_call", "test", level=level, n=n)
+        for row in libgrammars.compare(lm, tok, [e.input for e in examples], [e.target for e in examples],
+                                       rationale=rationale, repeats=repeats):
+            rows.append({**row, "level": level, "path": f"level {level}: {row['path']}"})
+    return {"model": model or f"tool_call specialist ({profile_name(profile)})", "levels": list(levels),
+            "threads": torch.get_num_threads(), "machine": machine(), "rows": rows}
 
 
 def bench_agent(profile: str | None = None, out: str = "artifacts/tool_call_export", model: str | None = None) -> dict:

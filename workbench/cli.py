@@ -7,6 +7,7 @@
     python -m workbench bench explain                  # Integrated Gradients time for one generated token
     python -m workbench bench agent                    # the tool_call specialist as a router vs SmolLM2
     python -m workbench bench router --model DIR       # its lean decode path against transformers', interleaved
+    python -m workbench bench grammars --n 50          # our grammar against xgrammar, outlines, lm-format-enforcer
     python -m workbench export --model data/specialists/tool_call --out artifacts/tool_call-gguf --gguf f32,q8_0
     python -m workbench data      # regenerate data/ (the fixed splits; --force replaces files that differ)
     python -m workbench report    # reports/results.md from reports/results.json
@@ -157,7 +158,7 @@ def cmd_bench(args) -> int:
         profile_name(args.profile)
         if args.what == "router":
             tasks.get("tool_call").check_level(args.level)
-        if args.what in ("agent", "router") and args.model:
+        if args.what in ("agent", "router", "grammars") and args.model:
             from workbench.core.models import resolve
             from workbench.core.validate import check_model_folder
 
@@ -177,6 +178,15 @@ def cmd_bench(args) -> int:
         print(router_table(out["rows"]))
         print(f"{out['model']}, level {out['level']}, {out['threads']} threads, {out['machine']}")
         print(json.dumps(out, default=str))
+        return 0
+    if args.what == "grammars":
+        from workbench.agent.libgrammars import table
+        from workbench.bench import bench_grammars
+
+        out = bench_grammars(args.model, args.profile, n=args.n, repeats=args.repeats)
+        print(table(out["rows"]))
+        print(f"{out['model']}, levels {out['levels']}, {out['threads']} threads, {out['machine']}")
+        print(json.dumps({**out, "rows": [{k: v for k, v in r.items() if k != "calls"} for r in out["rows"]]}))
         return 0
     if args.what == "explain":
         out = bench_explain(args.task, args.profile)
@@ -298,19 +308,20 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks: `bench train` sets training throughput beside matmul speed; "
                        "`bench explain` times Integrated Gradients for one generated token; `bench agent` runs "
                        "the tool_call specialist as an agent's router against the pretrained model; `bench router` "
-                       "times its lean decode path against transformers', request by request")
-    b.add_argument("what", choices=("train", "explain", "agent", "router"))
+                       "times its lean decode path against transformers', request by request; `bench grammars` sets "
+                       "our constrained decoding against xgrammar, outlines and lm-format-enforcer (levels 2 and 5)")
+    b.add_argument("what", choices=("train", "explain", "agent", "router", "grammars"))
     b.add_argument("--task", default="boolean_expressions")
     b.add_argument("--profile", help="whose recipe to time (default: WORKBENCH_PROFILE, else by hardware)")
     b.add_argument("--steps", type=_positive, default=120, help="steps timed (after two warm-up buckets)")
     b.add_argument("--out", default="artifacts/tool_call_export",
                    help="bench agent: folder for the exported ONNX / torch.export models: absent, empty, or one an "
                    "earlier export wrote (its exported files are replaced; nothing else is touched)")
-    b.add_argument("--model", help="bench agent, router: a folder with a trained tool_call student (default: "
+    b.add_argument("--model", help="bench agent, router, grammars: a folder with a trained tool_call student (default: "
                    "the profile's cached specialist)")
     b.add_argument("--level", type=_positive, default=2, help="bench router: the tool_call test level (2: reference)")
-    b.add_argument("--n", type=_positive, default=50, help="bench router: requests")
-    b.add_argument("--repeats", type=_positive, default=3, help="bench router: passes over the requests")
+    b.add_argument("--n", type=_positive, default=50, help="bench router, grammars: requests (per level)")
+    b.add_argument("--repeats", type=_positive, default=3, help="bench router, grammars: passes over the requests")
     b.set_defaults(func=cmd_bench)
 
     x = sub.add_parser("export", help="write a trained specialist as a GGUF file (llama.cpp, Ollama, LM Studio) with "

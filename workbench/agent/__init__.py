@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("tools", "grammar", "jsonprefix", "constrain", "lean", "router", "export", "runtimes", "deploy",
-           "collection")
+MODULES = ("tools", "grammar", "jsonprefix", "constrain", "lean", "libgrammars", "router", "export", "runtimes",
+           "deploy", "collection")
 
 
 def __getattr__(name: str):

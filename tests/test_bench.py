@@ -1,6 +1,10 @@
 """Benchmarks: ``bench router`` runs both decode paths on the same requests and finds the same replies."""
 
+import pytest
+
 from workbench.bench import bench_router, router_table
+
+pytestmark = pytest.mark.slow  # each exports and times every path (make unit and CI run them; make check does not)
 
 
 def test_bench_router_times_both_paths_on_the_same_requests(tiny_student):

@@ -42,7 +42,8 @@ def test_prompt_then_chunk_then_step_match_torch(kv_folders, fused):
     assert past[0].shape() == [1, model.config.num_attention_heads, 23, 64 // model.config.num_attention_heads]
 
 
-@pytest.mark.parametrize("fused,every", [(True, 1), (False, 10)], ids=["fused", "standard ops"])
+@pytest.mark.parametrize("fused,every", [pytest.param(True, 1, marks=pytest.mark.slow), (False, 10)],
+                         ids=["fused", "standard ops"])  # the whole split with the slow tests; every 10th in make check
 def test_greedy_tokens_identical_on_the_test_split(kv_folders, fused, every):
     """The first 12 greedy tokens of every test prompt (fused: the graph ``to_onnx_kv`` writes by default) or
     every 10th (standard ops), budget cut for the fast loop; the shipped specialist's whole answers are checked

@@ -87,8 +87,9 @@ class Faithfulness:
 
 def measure(model, tokenizer, questions: list[str], methods=tuple(explain.METHODS), n_random: int = 5,
             n_steps: int = 50, n_samples: int = 5, chat: bool = False, max_new_tokens: int = 400,
-            seed: int = 0) -> Faithfulness:
-    """Deletion/insertion areas, comprehensiveness and sufficiency per method at each answer's first token."""
+            seed: int = 0, step=None) -> Faithfulness:
+    """Deletion/insertion areas, comprehensiveness and sufficiency per method at each answer's first token,
+    or at the token ``step(generation)`` picks (a router's JSON always starts with "{": its choice comes later)."""
     for m in methods:
         explain.check_method(m)
     if not questions:
@@ -101,11 +102,11 @@ def measure(model, tokenizer, questions: list[str], methods=tuple(explain.METHOD
         gen = explain.generation(model, tokenizer, q, max_new_tokens, chat)
         if gen.steps == 0:
             continue
-        step = gen.answer_step
-        ctx, target = gen.context(step), gen.target(step)
+        at = gen.answer_step if step is None else step(gen)
+        ctx, target = gen.context(at), gen.target(at)
         for m in methods:
             t0 = time.perf_counter()
-            att = explain.attribute(model, tokenizer, gen, step, m, n_steps, n_samples)
+            att = explain.attribute(model, tokenizer, gen, at, m, n_steps, n_samples)
             seconds = time.perf_counter() - t0
             per[m].append({**curves(model, ctx, target, ranking(att.scores), base), "seconds": seconds,
                            "delta": att.delta})

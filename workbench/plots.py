@@ -340,3 +340,46 @@ def collection_bars(rows: list[dict], tasks, title: str = "A collection of speci
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def waterfall(rows: list[dict], metric: str, title: str | None = None, log: bool | None = None):
+    """Per-stage changes in ``metric`` as floating bars (``studies.capstone.waterfall``): each bar runs from the
+    stage before's value to this stage's, green where the stage gained (more exact calls; fewer bytes, less
+    latency), red where it cost. ``log``: a log axis (default for bytes, params and latency, which span orders
+    of magnitude from the general model to the specialist)."""
+    from matplotlib.patches import Patch
+
+    from workbench.studies.capstone import waterfall as steps
+
+    bars = steps(rows, metric)
+    percent = metric in ("accuracy", "valid_call", "valid_json")
+    log = metric in ("bytes", "params", "p50_ms") if log is None else log
+    scale = 100 if percent else 1
+    values = [scale * b["end"] for b in bars]
+    floor = min([v for v in values if v > 0] or [1.0]) / 3 if log else 0.0  # where the first bar rises from
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(bars) + 1.5), 3.8))
+    for i, b in enumerate(bars):
+        lo, hi = sorted((floor if i == 0 else scale * b["start"], scale * b["end"]))
+        lo = max(lo, floor)
+        ax.bar(i, hi - lo, bottom=lo, width=0.7,
+               color="tab:grey" if i == 0 else "tab:green" if b["better"] else "tab:red")
+        if i:  # a dotted line carries the stage before's level across
+            ax.plot([i - 1.35, i + 0.35], [max(scale * b["start"], floor)] * 2, color="black", lw=0.6, ls=":")
+        text = (f"{values[i]:.0f}%" if percent and i == 0 else f"{scale * b['delta']:+.0f}" if percent
+                else f"{b['end']:,.3g}" if i == 0 or not b["start"] else f"x{b['end'] / b['start']:.2g}")
+        ax.annotate(text, (i, hi), ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
+    ax.set_xticks(range(len(bars)), [b["stage"].replace(", ", ",\n") for b in bars], fontsize=7, rotation=20,
+                  ha="right")
+    if log:
+        ax.set_yscale("log")
+    label = {"accuracy": "exact calls, %", "valid_call": "valid calls, %", "valid_json": "valid JSON, %",
+             "bytes": "weights, bytes", "params": "parameters", "p50_ms": "p50 latency per request, ms",
+             "train_minutes": "training minutes"}[metric]
+    if percent:
+        ax.set_ylim(0, 105)
+    ax.legend(handles=[Patch(color="tab:grey", label="first stage"), Patch(color="tab:green", label="gained"),
+                       Patch(color="tab:red", label="cost")], fontsize=8)
+    ax.set_ylabel(label)
+    ax.set_title(title or f"What each stage gained or cost: {label}", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -3,7 +3,7 @@ table, the verdict against the issue's targets, the sentences the notebook print
 core, the patterns and the agent; nothing below imports a study.
 
     curriculum (02)  distillation (03)  pruning (04)  quantization (05)  multitask (06)
-    interpretability (07)  deployment (08)  collection (10)
+    interpretability (07)  deployment (08)  capstone (09)  collection (10)
     formats (what a student writes down; its notebook is to come)
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 
 MODULES = ("curriculum", "distillation", "pruning", "quantization", "multitask", "interpretability", "deployment",
-           "formats", "collection")
+           "formats", "capstone", "collection")
 
 
 def __getattr__(name: str):

@@ -1,3 +1,4 @@
+import os
 import re
 from pathlib import Path
 
@@ -56,3 +57,19 @@ def test_environment_yml_names_the_same_packages_as_pyproject():
     assert listed == wanted
     # the pins agree too (torch above all: unpinned, it pulls a CUDA build)
     assert "torch==2.13.0" in (ROOT / "environment.yml").read_text() and "torch==2.13.0" in project["dependencies"]
+
+
+def test_threads_follow_omp_num_threads_when_the_user_sets_it(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert env.set_threads() == 1 and torch.get_num_threads() == 1
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        assert env.set_threads() == len(os.sched_getaffinity(0))
+        monkeypatch.setenv("OMP_NUM_THREADS", "two")
+        with pytest.raises(ValueError, match="OMP_NUM_THREADS must be a positive integer, got 'two'"):
+            env.set_threads()
+    finally:
+        torch.set_num_threads(before)

@@ -103,11 +103,18 @@ def set_seed(seed: int = 0) -> None:
 
 
 def set_threads(n: int | None = None) -> int:
-    """Use ``n`` CPU threads for torch (default: every core this process may use)."""
+    """Use ``n`` CPU threads for torch (default: ``OMP_NUM_THREADS`` where the user set it, else every core this
+    process may use)."""
     import torch
 
     if n is None:
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+        if omp:
+            if not (omp.isdigit() and int(omp) > 0):
+                raise ValueError(f"OMP_NUM_THREADS must be a positive integer, got {omp!r}")
+            n = int(omp)
+        else:
+            n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(n)
     return n
 

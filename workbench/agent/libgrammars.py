@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.agent.lean import char_pieces
 from workbench.agent.router import Reply, Router, score
 from workbench.tasks.tool_call import NONE
 
@@ -54,12 +55,6 @@ def call_schema(schemas: dict[str, dict]) -> dict:
 
     empty = {"type": "object", "properties": {}, "additionalProperties": False}
     return {"anyOf": [branch(n, ordered(copy.deepcopy(s))) for n, s in schemas.items()] + [branch(NONE, empty)]}
-
-
-def _pieces(tokenizer) -> list[str | None]:
-    """Each id's text, None for special ids (pad, bos, eos, unk)."""
-    special = set(tokenizer.all_special_ids)
-    return [None if i in special else tokenizer.decode([i]) for i in range(len(tokenizer))]
 
 
 # --- backends: one matcher per request, the allowed tokens per step ------------------------------------------
@@ -108,7 +103,7 @@ class XGrammar(Backend):
         import xgrammar as xgr
 
         # special ids as empty strings: xgrammar never allows those, the stop token (eos) apart
-        vocab = [p or "" for p in _pieces(tokenizer)] + [""] * (self.vocab_size - len(tokenizer))
+        vocab = [p or "" for p in char_pieces(tokenizer)] + [""] * (self.vocab_size - len(tokenizer))
         info = xgr.TokenizerInfo(vocab, xgr.VocabType.RAW, vocab_size=self.vocab_size, stop_token_ids=[self.eos])
         self.grammar = xgr.GrammarCompiler(info).compile_json_schema(schema, any_whitespace=False,
                                                                      separators=(",", ":"))
@@ -141,7 +136,7 @@ class Outlines(Backend):
         from outlines_core.json_schema import build_regex_from_schema
 
         ids: dict[str, list[int]] = {}
-        for i, p in enumerate(_pieces(tokenizer)):
+        for i, p in enumerate(char_pieces(tokenizer)):
             if p is not None:
                 ids.setdefault(p, []).append(i)
         self.regex = build_regex_from_schema(json.dumps(schema), whitespace_pattern="")  # no spaces: the trained form
@@ -165,7 +160,7 @@ class FormatEnforcer(Backend):
     def build(self, schema, tokenizer):
         from lmformatenforcer import JsonSchemaParser, TokenEnforcer, TokenEnforcerTokenizerData
 
-        regular = [(i, p, False) for i, p in enumerate(_pieces(tokenizer)) if p is not None]
+        regular = [(i, p, False) for i, p in enumerate(char_pieces(tokenizer)) if p is not None]
         self.data = TokenEnforcerTokenizerData(regular, lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
                                                self.eos, False, self.vocab_size)
         self.parser, self.Enforcer = JsonSchemaParser(schema), TokenEnforcer  # parsers are immutable: shared

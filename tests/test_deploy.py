@@ -55,13 +55,27 @@ def test_serve_rows_and_table(student):
 
 
 def test_verdict_reads_the_targets():
-    rows = [{"router": "specialist fp32, constrained", "accuracy": 0.96, "valid_json": 1.0, "p50_ms": 50.0},
-            {"router": "general (chat), constrained", "accuracy": 0.2, "valid_json": 1.0, "p50_ms": 400.0}]
+    def row(router, accuracy, p50, valid=1.0):
+        return {"router": router, "accuracy": accuracy, "valid_json": 1.0, "valid_call": valid, "p50_ms": p50}
+
+    rows = [row("specialist fp32, constrained", 0.96, 50.0), row("general (chat), constrained", 0.2, 400.0)]
     checks = [{"runtime": "onnxruntime fp32", "identical": 400, "n": 400},
               {"runtime": "torch.export", "identical": 399, "n": 400}]
     v = deployment.verdict(rows, checks)
     assert v["exact_calls_met"] and v["valid_json_met"] and not v["speedup_met"]
     assert v["p50_speedup_vs_pretrained"] == pytest.approx(8.0) and not v["exports_identical"]
+    assert not v["p50_met"] and "exported_no_slower" not in v and "exact_not_below_free" not in v
+    # issue 20's: the fastest constrained path (the KV graph here) under 25 ms and 100x, no slower than PyTorch
+    rows += [row("specialist onnxruntime fp32, KV cache, constrained", 0.96, 3.5),
+             row("specialist fp32, free", 0.97, 30.0)]
+    v = deployment.verdict(rows, checks)
+    assert v["fastest"] == "specialist onnxruntime fp32, KV cache, constrained" and v["p50_met"]
+    assert v["fastest_speedup"] == pytest.approx(400 / 3.5) and v["fastest_speedup_met"] and v["every_reply_valid"]
+    assert v["exported_no_slower"] and not v["exact_not_below_free"]  # free wrote more exact calls
+    text = " ".join(deployment.sentences(v))
+    assert "p50 3.5 ms (target 25 ms: met), 114x lower" in text and "constrained 96% against free 97%: NOT met" in text
+    rows[2]["valid_call"] = 0.99
+    assert not deployment.verdict(rows, checks)["every_reply_valid"]
 
 
 def test_decisions_table_shows_refusals_and_escapes(student):

@@ -70,6 +70,22 @@ def test_stop_strings_and_constrained_decoding(kv_folders):
     assert shim.text == direct.text and grammar.complete(shim.json)
 
 
+def test_the_router_decodes_the_kv_graph_on_the_lean_path(kv_folders):
+    """``Router`` over ``AsCausalLM(OnnxKVRunner)`` takes the lean decoder (``OnnxStep``: the grammar's tables and
+    jump-forward) and routes every request as the PyTorch transformers path does; a graph without a cache cannot."""
+    from workbench.agent.router import Router
+
+    model, tok, folders = kv_folders
+    onnx = Router(runtimes.AsCausalLM(runtimes.OnnxKVRunner(folders[True], tokenizer=tok)), tok, max_new_tokens=12)
+    torch_path = Router(model, tok, lean=False, max_new_tokens=12)
+    assert onnx.decoder == "lean" and torch_path.decoder == "transformers"
+    requests = [e.input for e in splits.load("tool_call", "test")[::50]]
+    assert [d.raw for d in onnx.route_many(requests)] == [d.raw for d in torch_path.route_many(requests)]
+    step = onnx._lean()
+    assert isinstance(step, runtimes.OnnxStep) and step.vocab == model.config.vocab_size and not step.stale()
+    assert step.model.config.max_position_embeddings == model.config.max_position_embeddings
+
+
 def test_int8_spec_and_compare(kv_folders):
     model, tok, folders = kv_folders
     folder = folders[True]

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from workbench.agent.grammar import CallGrammar
+from workbench.agent.grammar import P_VALUE, CallGrammar
 from workbench.tasks import splits
 from workbench.tasks.tool_call import is_canonical_call as valid_call
 
@@ -124,6 +124,34 @@ def test_a_state_advanced_a_character_at_a_time_agrees_with_the_prefix_check(gro
             assert s is not None and s.signature() == g.state(ex.target[:i + 1]).signature()
         assert g.done(s) and g.allowed(s, string.printable) == ""
         assert g.advance(g.state(), ex.target).signature() == s.signature()
+
+
+@pytest.mark.parametrize("ground", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_forced_text_is_exactly_where_one_character_is_allowed(ground):
+    """Every character ``forced`` returns is the only one the grammar allows there, and it stops only where the
+    next character is a choice (or inside a value, which it leaves to the model); the forced text after the
+    opening, a key's first letter and the arguments' close is the fixed text, the key, the tool's name."""
+    import string
+
+    printable = string.printable
+    seen = 0
+    for ex in splits.load("tool_call", "test")[::125]:  # one request per level
+        g = CallGrammar(request=ex.input, ground=ground)
+        for i in range(len(ex.target)):
+            s = g.state(ex.target[:i])
+            text = g.forced(s, printable)
+            for j, c in enumerate(text):
+                assert g.allowed_next(ex.target[:i] + text[:j]) == {c}, (ex.target[:i], text)
+            assert ex.target[i:].startswith(text)  # the target, like any viable call, writes it
+            after = g.state(ex.target[:i] + text)
+            if not g.done(after) and not (after.phase == P_VALUE and after.raw):  # P_VALUE under way: the model's
+                assert len(g.allowed(after, printable)) > 1, (ex.target[:i], text)
+            seen += len(text)
+    assert seen > 0
+    assert GRAMMAR.forced(GRAMMAR.state(), printable) == '{"arguments":{'
+    rest = GRAMMAR.forced(GRAMMAR.state('{"arguments":{"text":"call Ana","time":"17:00"}'), printable)
+    assert rest == ',"name":"set_reminder"}'
+    assert GRAMMAR.forced(GRAMMAR.state(), "abc") == ""  # a character the model cannot write stops it
 
 
 @pytest.mark.slow  # a fresh interpreter

@@ -52,10 +52,11 @@ DECODES = [  # (case, answer prefix, rationale budget, grounded)
 
 
 @pytest.mark.slow  # ~7 s for the three decodes: `make unit` and CI run it, the fast loop keeps the router test below
+@pytest.mark.parametrize("jump", [True, False], ids=["jump-forward", "a step per token"])
 @pytest.mark.parametrize("case, prefix, budget, ground", DECODES, ids=[c for c, *_ in DECODES])
-def test_constrained_tokens_equal_the_transformers_path(varied_student, case, prefix, budget, ground):
+def test_constrained_tokens_equal_the_transformers_path(varied_student, case, prefix, budget, ground, jump):
     model, tok = varied_student
-    lean = LeanDecoder(LeanLlama(model), tok, CallGrammar(), prefix)
+    lean = LeanDecoder(LeanLlama(model), tok, CallGrammar(), prefix, jump=jump)
     for ex in REQUESTS:
         grammar = CallGrammar(request=ex.input, ground=ground)
         old = ConstrainedDecoder(model, tok, grammar, prefix)
@@ -65,6 +66,28 @@ def test_constrained_tokens_equal_the_transformers_path(varied_student, case, pr
         assert b.text == a.text and lean.generated == old.generated, ex.input
         assert (b.forced, b.fallback, b.steps) == (a.forced, a.fallback, a.steps)
         assert b.model_seconds > 0 and b.grammar_seconds > 0 and b.seconds >= b.model_seconds + b.grammar_seconds
+
+
+def test_jump_forward_writes_the_same_tokens_in_fewer_model_passes(varied_student):
+    """The characters the grammar forces go in with the next token: the same call, fewer passes of the model."""
+    model, tok = varied_student
+    passes = {}
+
+    class Counted(LeanLlama):
+        def __call__(self, ids, first=False):
+            passes[self.key] = passes.get(self.key, 0) + 1
+            return super().__call__(ids, first)
+
+    runs = {}
+    for jump in (False, True):
+        lm = Counted(model)
+        lm.key = jump
+        decoder = LeanDecoder(lm, tok, CallGrammar(), None, jump=jump)
+        runs[jump] = [(decoder.run(student_prompt(ex.input), 0, suffix="", max_json_tokens=96).text, decoder.jumped)
+                      for ex in REQUESTS[::4]]
+    assert [t for t, _ in runs[True]] == [t for t, _ in runs[False]]
+    assert all(n == 0 for _, n in runs[False]) and all(n >= len('{"arguments":{') for _, n in runs[True])
+    assert passes[True] + sum(n for _, n in runs[True]) == passes[False]  # one pass saved per forced token
 
 
 def test_the_best_allowed_token_replaces_a_rejected_greedy_one(varied_student):

@@ -125,7 +125,9 @@ def bench_router(model: str | None = None, profile: str | None = None, level: in
     per second, and how many replies are identical to the transformers path's (the lean path must write
     the same tokens). ``model``: a tool_call student's folder (default: the profile's cached specialist);
     ``max_new_tokens``: its rationale budget (None: the router's default). ``onnx``: also the constrained path
-    on onnxruntime with a KV cache (``export.to_onnx_kv``, fp32 and int8, exported to a temporary folder)."""
+    on onnxruntime with a KV cache (``export.to_onnx_kv``, fp32 and int8, exported to a temporary folder), decoded
+    by the lean decoder (``runtimes.OnnxStep``). The lean paths feed the characters the grammar forces without a
+    step each (jump-forward); "constrained, lean, no jump-forward" is the same path one step per token."""
     import statistics
 
     import numpy as np
@@ -141,6 +143,8 @@ def bench_router(model: str | None = None, profile: str | None = None, level: in
     paths = {f"{mode}, {dec}": Router(lm, tok, constrained=mode == "constrained", lean=dec == "lean",
                                        rationale=rationale, max_new_tokens=max_new_tokens)
              for mode in ("constrained", "free") for dec in ("lean", "transformers")}
+    paths["constrained, lean, no jump-forward"] = Router(lm, tok, jump=False, rationale=rationale,
+                                                         max_new_tokens=max_new_tokens)
     tmp = None
     if onnx:
         import tempfile
@@ -152,8 +156,8 @@ def bench_router(model: str | None = None, profile: str | None = None, level: in
         export.quantize_onnx(export.onnx_file(tmp.name, kv=True))
         for int8 in (False, True):
             runner = runtimes.OnnxKVRunner(tmp.name, int8=int8, tokenizer=tok, threads=torch.get_num_threads())
-            paths[f"constrained, {runner.runtime}"] = Router(runtimes.AsCausalLM(runner), tok, lean=False,
-                                                              rationale=rationale, max_new_tokens=max_new_tokens)
+            paths[f"constrained, {runner.runtime}"] = Router(runtimes.AsCausalLM(runner), tok, rationale=rationale,
+                                                              max_new_tokens=max_new_tokens)
     for r in paths.values():
         r.route(requests[0])  # warm-up: thread pools, the lean step's tables
     runs = {p: [[] for _ in range(repeats)] for p in paths}
@@ -166,7 +170,7 @@ def bench_router(model: str | None = None, profile: str | None = None, level: in
     rows = []
     for p, reps in runs.items():
         ms = [[d.latency_ms for d in ds] for ds in reps]
-        ref = runs[p.split(",")[0] + ", transformers"]  # the onnxruntime paths are constrained
+        ref = runs[("free" if p.startswith("free") else "constrained") + ", transformers"]
         rows.append({"path": p, "decoder": paths[p].decoder, "n": len(requests), "repeats": repeats,
                      "p50_ms": statistics.median(float(np.percentile(m, 50)) for m in ms),
                      "p95_ms": statistics.median(float(np.percentile(m, 95)) for m in ms),
@@ -182,8 +186,11 @@ def router_table(rows: list[dict]) -> str:
     """``bench_router``'s rows as a markdown table."""
     from workbench.core.report import table
 
+    rows = [{**r, "tokens": "—" if r.get("tokens_per_request") is None else f"{r['tokens_per_request']:.0f}",
+             "jumped": "—" if r.get("jumped_share") is None else f"{r['jumped_share']:.0%}"} for r in rows]
     return table(rows, {"path": "{path}", "decoder": "{decoder}", "requests x repeats": "{n} x {repeats}",
                         "p50 ms": "{p50_ms:.1f}", "p95 ms": "{p95_ms:.1f}", "model / grammar / Python": "{time_split}",
+                        "tokens / request": "{tokens}", "forced, no step": "{jumped}",
                         "replies = transformers": "{same_replies}/{n}"})
 
 

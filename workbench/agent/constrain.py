@@ -38,6 +38,7 @@ class Constrained:
     seconds: float = field(default=0.0, repr=False)
     model_seconds: float = field(default=0.0, repr=False, compare=False)  # of ``seconds``: running the model
     grammar_seconds: float = field(default=0.0, repr=False, compare=False)  # of it: the grammar's token choice
+    jumped: int = field(default=0, compare=False)  # of ``steps``: tokens the grammar forced, fed without a step each
 
 
 class ConstrainedDecoder:
@@ -51,7 +52,8 @@ class ConstrainedDecoder:
     - ``start``: where the call begins in ``text`` (None while the rationale is free)
     - ``forced``: the answer prefix was appended; ``fallback``: ``grammar.finish`` completed the call
     - ``past``, ``logits``: the model's KV cache and next-token logits after the last ``feed``
-    - ``steps``: tokens generated; ``json_steps``: those of the call; ``tried``: candidates checked
+    - ``steps``: tokens generated; ``json_steps``: those of the call (at most ``max_json_tokens``); ``tried``:
+      candidates checked
     - ``model_s``, ``grammar_s``: seconds in ``feed`` (the model) and in ``best_viable`` (the grammar's choice)
     """
 
@@ -190,6 +192,7 @@ class ConstrainedDecoder:
         prefix = len(self.tokenizer("\n" + self.answer_prefix).input_ids) if self.answer_prefix else 0
         max_json_tokens = min(max_json_tokens, max(1, room // 2))
         max_new_tokens = min(max_new_tokens, room - max_json_tokens - prefix - 1)  # <= 0: straight to the call
+        self.max_json_tokens = max_json_tokens
         with torch.inference_mode():
             self.feed(ids, first=True)
             while True:
@@ -204,7 +207,8 @@ class ConstrainedDecoder:
         if self.fallback:
             call += self.grammar.finish(call)
         return Constrained(self.text[:self.start] + call + suffix, call, self.forced, self.fallback, self.steps,
-                           self.tried, time.perf_counter() - t0, self.model_s, self.grammar_s)
+                           self.tried, time.perf_counter() - t0, self.model_s, self.grammar_s,
+                           getattr(self, "jumped", 0))
 
 
 def constrained_generate(model, tokenizer, prompt: str, grammar: CallGrammar, max_new_tokens: int,

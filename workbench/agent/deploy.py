@@ -66,14 +66,18 @@ def serve(label: str, router, examples, batch: int = 1, model_bytes: int | None 
 
 def time_shares(decisions) -> dict:
     """Shares of the decisions' total time in the model, the grammar and the rest (None where ``generate``
-    hid the model's part), tokens per second of that time, and the split as a table cell."""
+    hid the model's part), tokens per second of that time, tokens per request and the share of them the grammar
+    forced (fed without a model step: jump-forward), and the split as a table cell."""
     total = sum(d.latency_ms for d in decisions) or 1e-9
     if any(d.model_ms is None for d in decisions):
         return {"model_share": None, "grammar_share": None, "python_share": None, "tokens_per_s": None,
-                "time_split": "— (generate)"}
+                "tokens_per_request": None, "jumped_share": None, "time_split": "— (generate)"}
     model, grammar = sum(d.model_ms for d in decisions) / total, sum(d.grammar_ms for d in decisions) / total
+    tokens = sum(d.tokens for d in decisions)
     return {"model_share": model, "grammar_share": grammar, "python_share": 1 - model - grammar,
-            "tokens_per_s": 1000 * sum(d.tokens for d in decisions) / total,
+            "tokens_per_s": 1000 * tokens / total,
+            "tokens_per_request": tokens / len(decisions),  # written, and of them forced (jump-forward)
+            "jumped_share": sum(d.jumped for d in decisions) / tokens if tokens else 0.0,
             "time_split": f"{model:.0%} / {grammar:.0%} / {1 - model - grammar:.0%}"}
 
 

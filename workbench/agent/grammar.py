@@ -26,6 +26,7 @@ decodes with it.
 from __future__ import annotations
 
 import json
+import os
 import string
 from dataclasses import dataclass
 
@@ -43,6 +44,8 @@ _KNOWN = {"type", "enum", "const", "pattern", "minLength", "maxLength", "minimum
           "minItems", "maxItems", "description", "title", "format", "$schema"}
 # the order in which `finish` tries characters: closers first, so completions stay short
 _STRUCT = '}"]' + string.digits + string.ascii_letters + ",:[-._" + string.punctuation + " "
+# what may come where a phase offers a choice outside a value: closing the arguments, the next key, a value's start
+_OPENERS = '}",[-0123456789tfn'
 _IN_STRING = '"' + string.digits + string.ascii_letters + " " + string.punctuation
 
 
@@ -181,6 +184,40 @@ class CallGrammar:
                 self._allowed.clear()
             hit = self._allowed[key] = "".join(c for c in alphabet if self._step(s.copy(), c))
         return hit
+
+    def forced(self, s: State, alphabet: str) -> str:
+        """The characters of ``alphabet`` that every viable continuation of ``s`` writes next, up to the first
+        place the call has a choice ('' where the next character is already a choice): the rest of the fixed
+        text, of a key or a tool name that only one candidate still fits, a colon, the quote that opens a
+        string. Jump-forward decoding (SGLang's compressed finite-state machine; Zheng et al., 2024) feeds them
+        to the model in one pass instead of a step each; the choice they stand for is the grammar's, not the
+        model's, so the tokens written are the same. Cheap: literal text is read off the phase, and only the
+        structural characters are tried where a phase has more than one way on."""
+        out, s = "", s.copy()
+        while s.phase != P_DONE:
+            p = s.phase
+            if p == P_HEAD or p == P_MID:
+                text = (HEAD if p == P_HEAD else MID)[s.i:]
+            elif p == P_KEY_START:
+                text = '"'
+            elif p == P_COLON:
+                text = ":"
+            elif p == P_KEY:
+                text = _common([enc[len(s.key):] for enc in self._next_keys(s) if enc.startswith(s.key)])
+            elif p == P_NAME:
+                text = _common([self._tail[n][len(s.key):] for n in s.tools if self._tail[n].startswith(s.key)])
+            elif p == P_OPEN or p == P_AFTER or (p == P_VALUE and not s.raw):
+                chars = self.allowed(s, _OPENERS)  # no other character can come here (``_step``)
+                text = chars if len(chars) == 1 else ""
+            else:
+                text = ""
+            if not text:
+                break
+            for c in text:
+                if c not in alphabet or not self._step(s, c):  # a character the model has no token for
+                    return out
+                out += c
+        return out
 
     def finish(self, prefix: str) -> str:
         """A short text that completes ``prefix``: the fallback of decoding.
@@ -396,3 +433,8 @@ class CallGrammar:
         if spec.free and self.ground and sval not in self.request:
             return False
         return spec.pattern is None or spec.pattern.search(sval, partial=not closed) is not None
+
+
+def _common(texts: list[str]) -> str:
+    """The longest prefix all of ``texts`` share ('' for none)."""
+    return os.path.commonprefix(texts) if texts else ""

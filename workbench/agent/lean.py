@@ -50,6 +50,9 @@ class LeanLlama:
         self.eps, self.scale, self.context = c.rms_norm_eps, self.head_dim ** -0.5, c.max_position_embeddings
         self.q_dim = c.num_attention_heads * self.head_dim
         self.embed, self.norm, self.head = m.embed_tokens.weight, m.norm.weight, model.lm_head.weight
+        self.vocab = self.head.shape[0]
+        eos = model.generation_config.eos_token_id
+        self.eos = set(eos if isinstance(eos, list) else [] if eos is None else [eos])  # ids that end a reply
         with torch.no_grad():  # fused weights: one matmul for q, k, v and one for gate, up (bitwise the same rows)
             self.layers = [(layer.input_layernorm.weight,
                             torch.cat([layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight,
@@ -151,8 +154,7 @@ def lean_greedy(lm: LeanLlama, tokenizer, prompt: str, max_new_tokens: int, add_
 
     prompt_ids = tokenizer(prompt, add_special_tokens=add_special_tokens).input_ids
     budget = min(max_new_tokens, context_left(lm.model, len(prompt_ids), "a prompt"))
-    eos = lm.model.generation_config.eos_token_id
-    eos = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+    eos = lm.eos
     out, logits = [], lm(prompt_ids, first=True)
     while len(out) < budget:
         tok = int(logits.argmax())
@@ -165,14 +167,20 @@ def lean_greedy(lm: LeanLlama, tokenizer, prompt: str, max_new_tokens: int, add_
 
 class LeanDecoder(ConstrainedDecoder):
     """``ConstrainedDecoder`` over a ``LeanLlama`` and a character-level tokenizer (``char_pieces``): the same
-    tokens, decided with one grammar step per token."""
+    tokens, decided with one grammar step per token.
+
+    ``jump=True`` (jump-forward decoding): where the grammar leaves one character possible (``{"arguments":{``,
+    the rest of a key or a tool name once one candidate fits, ``:``), it is taken without a model step and fed
+    with the next token in one pass: a call's fixed text costs no steps of its own. ``lm`` is any step with
+    ``LeanLlama``'s interface (``__call__(ids, first)``, ``model``, ``vocab``, ``eos``), such as
+    ``runtimes.OnnxStep`` over an ONNX graph with a KV cache."""
 
     def __init__(self, lm: LeanLlama, tokenizer, grammar: CallGrammar, answer_prefix: str | None = ANSWER_PREFIX,
-                 pieces: list[str | None] | None = None):
-        self.lm, self.pieces = lm, pieces or char_pieces(tokenizer)
+                 pieces: list[str | None] | None = None, jump: bool = True):
+        self.lm, self.pieces, self.jump = lm, pieces or char_pieces(tokenizer), jump
         if self.pieces is None:
             raise ValueError("the lean decoder needs a character-level tokenizer (one character per id)")
-        vocab = lm.head.shape[0]  # ids past the tokenizer (a padded output layer) write nothing
+        vocab = lm.vocab  # ids past the tokenizer (a padded output layer) write nothing
         self.pieces = (self.pieces + [None] * vocab)[:vocab]
         self.alphabet = "".join(sorted({p for p in self.pieces if p is not None}))
         self.ids_of: dict[str, list[int]] = {}  # character -> the ids that write it
@@ -185,6 +193,7 @@ class LeanDecoder(ConstrainedDecoder):
     def reset(self):
         super().reset()
         self.state = self.grammar.state() if self.answer_prefix is None else None  # the call's parse state
+        self.jumped = 0  # of ``steps``: tokens the grammar forced, fed without a step of their own
 
     def decode(self, ids: list[int]) -> str:
         return "".join(p for p in map(self.pieces.__getitem__, ids) if p is not None)
@@ -244,7 +253,31 @@ class LeanDecoder(ConstrainedDecoder):
         self.text += piece
         if self.start is None:
             self.start = len(self.text)
+        ids = [tok] + self._jump()
         if self.grammar.done(self.state):
             return True
-        self.feed([tok])
+        self.feed(ids)
         return False
+
+    def feed(self, ids: list[int], first: bool = False):
+        if first and self.state is not None:  # an answer-only call: its fixed opening goes in with the prompt
+            ids = ids + self._jump()
+        super().feed(ids, first)
+
+    def _jump(self) -> list[int]:
+        """Take the characters the grammar forces next (``CallGrammar.forced``), each the one token that writes
+        it, without asking the model: they go in with the next ``feed``. Nothing with ``jump=False``."""
+        if not self.jump:
+            return []
+        ids = []
+        for c in self.grammar.forced(self.state, self.alphabet)[:self.max_json_tokens - self.json_steps]:
+            only = self.ids_of[c]
+            if len(only) != 1:  # two tokens write it: the model's logits choose between them
+                break
+            self.state = self.grammar.advance(self.state, c)
+            ids.append(only[0])
+            self.text += c
+        self.generated += ids
+        n = len(ids)
+        self.steps, self.json_steps, self.jumped = self.steps + n, self.json_steps + n, self.jumped + n
+        return ids

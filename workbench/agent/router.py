@@ -125,6 +125,7 @@ class Decision:
     model_ms: float | None = None  # of latency_ms, the model's forward passes (None: inside generate(), not apart)
     grammar_ms: float = 0.0  # of latency_ms, choosing the tokens the grammar allows
     tokens: int = 0  # tokens the model generated (0: not counted, a batch)
+    jumped: int = 0  # of ``tokens``: those the grammar forced, fed without a model step each (jump-forward)
     forced: bool = False  # constrained decoding appended the answer prefix the model never wrote
     fallback: bool = False  # constrained decoding completed the call with grammar.finish
     no_tool: bool = False  # the model chose {"arguments":{},"name":"none"}: a correct routing, not an error
@@ -140,6 +141,7 @@ class Reply:
     tokens: int = 0
     model_s: float | None = None
     grammar_s: float = 0.0
+    jumped: int = 0
 
 
 def system_prompt(schemas: dict[str, dict]) -> str:
@@ -176,6 +178,7 @@ class Router:
     max_new_tokens: int | None = None  # None: 480 for a student's rationale, 160 for a chat answer
     max_chars: int = 2000  # longer requests are refused before the model sees them
     lean: bool = True  # decode with workbench.agent.lean where it applies (a tiny fp32 Llama, one char per token)
+    jump: bool = True  # lean, constrained: feed the characters the grammar forces without a step each (LeanDecoder)
     _lm: Any = field(default=None, init=False, repr=False)  # the lean step, built on first use
     _lean_off: str = field(default="", init=False, repr=False)  # why the lean path does not apply to this model
 
@@ -261,10 +264,15 @@ class Router:
         if self._lm is None or self._lm.stale():
             from workbench.agent.lean import LeanLlama, char_pieces
 
-            self._lean_off = LeanLlama.unsupported(self.model) or ""
+            own = getattr(self.model, "lean_step", None)  # a runtime's own step (runtimes.AsCausalLM)
+            step = own() if own is not None else None
+            if own is not None:
+                self._lean_off = "" if step is not None else "its runtime keeps no KV cache"
+            else:
+                self._lean_off = LeanLlama.unsupported(self.model) or ""
             if not self._lean_off and char_pieces(self.tokenizer) is None:
                 self._lean_off = "its tokenizer writes more than one character per token"
-            self._lm = None if self._lean_off else LeanLlama(self.model)
+            self._lm = None if self._lean_off else step or LeanLlama(self.model)
         return self._lm
 
     def _ask(self, text: str) -> Reply:
@@ -287,9 +295,9 @@ class Router:
         else:
             from workbench.agent.lean import LeanDecoder
 
-            decoder = LeanDecoder(lm, self.tokenizer, grammar, prefix)
+            decoder = LeanDecoder(lm, self.tokenizer, grammar, prefix, jump=self.jump)
         r = decoder.run(self._prompt(text), self.max_new_tokens, suffix)
-        return Reply(r.text, r.forced, r.fallback, r.steps, r.model_seconds, r.grammar_seconds)
+        return Reply(r.text, r.forced, r.fallback, r.steps, r.model_seconds, r.grammar_seconds, r.jumped)
 
     def _ask_many(self, texts: list[str], batch_size: int) -> list[tuple[Reply, float]]:
         """(reply, seconds) per text: batched (through ``generate``) when unconstrained and ``batch_size`` > 1."""
@@ -330,6 +338,7 @@ class Router:
             self._refuse(d, f"the model failed: {type(answer).__name__}: {answer}")
             return
         d.raw, d.forced, d.fallback, d.tokens = answer.text, answer.forced, answer.fallback, answer.tokens
+        d.jumped = answer.jumped
         d.model_ms = None if answer.model_s is None else 1000 * answer.model_s
         d.grammar_ms = 1000 * answer.grammar_s
         try:

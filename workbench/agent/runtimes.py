@@ -286,6 +286,28 @@ class GgufRunner(TorchRunner):
         return self.path.stat().st_size
 
 
+class OnnxStep:
+    """An ``OnnxKVRunner`` as the lean decoder's step (``lean.LeanLlama``'s interface): ``step(ids, first=True)``
+    runs a prompt, ``step(ids)`` continues it through the runner's cache; each returns the last position's
+    logits [vocab]. ``Router`` takes it for a model that is ``AsCausalLM(OnnxKVRunner(...))``, so the
+    exported graph decodes with the lean path's grammar work and jump-forward."""
+
+    def __init__(self, runner: OnnxKVRunner):
+        self.runner, self.model, self.past = runner, AsCausalLM(runner), None
+        shape = runner.session.get_outputs()[0].shape  # logits [batch, seq, vocab]
+        self.vocab = shape[-1] if isinstance(shape[-1], int) else len(runner.tokenizer)
+        eos = runner.tokenizer.eos_token_id
+        self.eos = set() if eos is None else {eos}
+
+    def __call__(self, ids: list[int], first: bool = False) -> torch.Tensor:
+        logits, self.past = self.runner.run([ids], None if first else self.past)
+        return torch.from_numpy(logits[0, -1])
+
+    @staticmethod
+    def stale() -> bool:
+        return False  # the graph's weights never change under it
+
+
 class AsCausalLM:
     """A runner behind the slice of a transformers model that ``constrain.constrained_generate`` uses:
     ``model(input_ids=..., use_cache=True, past_key_values=...)`` -> ``.logits`` and ``.past_key_values``.
@@ -296,10 +318,18 @@ class AsCausalLM:
     """
 
     def __init__(self, runner: Runner):
+        from types import SimpleNamespace
+
         self.runner = runner
+        context = getattr(runner, "context", None)  # what the router and the decoders check a prompt against
+        self.config = SimpleNamespace(max_position_embeddings=context) if context else None
 
     def parameters(self):
         return iter(())
+
+    def lean_step(self):
+        """The lean decoder's step over this runtime (``OnnxStep``) where it keeps a KV cache, else None."""
+        return OnnxStep(self.runner) if isinstance(self.runner, OnnxKVRunner) else None
 
     def forward(self, input_ids, use_cache: bool = True, past_key_values=None):
         from types import SimpleNamespace

@@ -115,3 +115,30 @@ def test_by_level_scores_each_level_constrained_and_free(student):
     assert all(r["n"] == 2 and 0 <= r["accuracy"] <= 1 for r in rows)
     assert rows[0]["valid"] == 1.0  # constrained: always a valid call
     assert "| 5 | free | 2 |" in deployment.level_table(rows)
+
+
+def test_reply_formats_count_a_pass_per_rationale_token_and_per_chosen_call_character():
+    """The replay's model passes: the JSON alone costs fewer passes than tokens (the grammar forces most of the
+    call), and a rationale format costs exactly one more pass per rationale token; sorted keys leave the tool
+    name to the grammar once the arguments are written."""
+    from workbench.core.tokenizer import CharTokenizer
+
+    class Counting:  # a lean step that only counts its passes and the tokens fed
+        def __init__(self):
+            self.passes = self.fed = 0
+
+        def __call__(self, ids, first=False):
+            self.passes, self.fed = self.passes + 1, self.fed + len(ids)
+
+    lm = Counting()
+    rows = deployment.reply_formats(lm, CharTokenizer(), levels=(2,), n=6, repeats=1)
+    by = {r["format"]: r for r in rows}
+    assert set(by) == {"the JSON alone", "full rationale, then the JSON", "tool rationale, then the JSON",
+                       "rules rationale, then the JSON"}
+    alone = by["the JSON alone"]
+    assert 1 <= alone["passes"] < alone["tokens"] / 2 and alone["name_steps"] < 1
+    for fmt, r in by.items():
+        assert r["passes"] - alone["passes"] == pytest.approx(r["tokens"] - alone["tokens"]), fmt
+        assert r["n"] == 6 and r["p50_ms"] > 0
+    assert by["full rationale, then the JSON"]["tokens"] > by["tool rationale, then the JSON"]["tokens"]
+    assert "| the JSON alone | 2 | 6 |" in deployment.format_table(rows)

@@ -169,6 +169,7 @@ def cmd_bench(args) -> int:
         out = bench_agent(args.profile, args.out, args.model)
         print(out["table"])
         print(out["export_table"])
+        print(out["format_table"])
         print(json.dumps({k: v for k, v in out.items() if not k.endswith("table")}, default=str))
         return 0
     if args.what == "router":

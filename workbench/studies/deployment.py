@@ -11,6 +11,7 @@ Speed figures are measurements of one run on the machine named, never assertions
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -36,9 +37,11 @@ class Study:
     max_new_tokens: int | None = None  # the specialist's rationale budget (None: the router's default)
     router_n: int = 50  # level-2 requests through every decode path (``bench.bench_router``)
     router_repeats: int = 3
+    format_n: int = 50  # requests per level whose reference replies are replayed per format (``reply_formats``)
+    format_repeats: int = 3
 
     SIZES: ClassVar[dict] = {"smoke": dict(n=4, batch=2, runtime_n=2, pretrained_n=1, check_n=4, max_new_tokens=48,
-                                           router_n=3, router_repeats=1),
+                                           router_n=3, router_repeats=1, format_n=2, format_repeats=1),
                              "gpu": dict(n=400, batch=32, runtime_n=100, pretrained_n=100, router_n=100)}
 
 
@@ -108,6 +111,92 @@ def by_level(model, tokenizer, levels=(2, 4, 5), n: int = 100, rationale: bool =
             sc = score(router.route_many([e.input for e in exs]), [e.target for e in exs])
             rows.append({"level": level, "decoding": "constrained" if constrained else "free", **sc})
     return rows
+
+
+def reply_formats(lm, tokenizer, levels=(2, 4), n: int = 50, formats=("answer", "full", "tool", "rules"),
+                  repeats: int = 3) -> list[dict]:
+    """What each reply format costs to write, on the same model and decoder: each format's reference reply to ``n``
+    tool_call test requests per level, replayed through ``lm`` (a lean step: ``lean.LeanLlama``,
+    ``runtimes.OnnxStep``) as the constrained lean decoder would run it: the prompt in one pass, a pass per
+    rationale token, then in the call one pass per character the model chooses, the characters the grammar
+    forces (``CallGrammar.forced``) going in with it. One row per format and level: tokens and model passes
+    per request, the call's tool-name characters the model had to choose (a functional token, as in Octopus v2,
+    would be one), and the median milliseconds per request (median of ``repeats`` passes over the requests).
+
+    A format's accuracy is the trained model's, not the replay's: ``studies.formats`` trains one student per
+    format at equal compute."""
+    import statistics
+
+    from workbench import tasks
+    from workbench.agent.grammar import P_NAME, CallGrammar
+    from workbench.core.evaluate import student_prompt
+    from workbench.tasks import ANSWER_PREFIX, splits
+
+    task = tasks.get("tool_call")
+    rows = []
+    for level in levels:
+        examples = splits.load("tool_call", "test", level=level, n=n)
+        _replay(lm, tokenizer, student_prompt(examples[0].input), examples[0], "full", task, CallGrammar,
+                ANSWER_PREFIX, P_NAME)  # warm-up
+        for fmt in formats:
+            passes, tokens, name_steps, ms = [], [], [], [[] for _ in range(repeats)]
+            for rep in range(repeats):
+                for ex in examples:
+                    t0 = time.perf_counter()
+                    p, w, k = _replay(lm, tokenizer, student_prompt(ex.input), ex, fmt, task, CallGrammar,
+                                      ANSWER_PREFIX, P_NAME)
+                    ms[rep].append(1000 * (time.perf_counter() - t0))
+                    if rep == 0:
+                        passes.append(p), tokens.append(w), name_steps.append(k)
+            rows.append({"format": "the JSON alone" if fmt == "answer" else f"{fmt} rationale, then the JSON",
+                         "level": level, "n": len(examples), "tokens": statistics.mean(tokens),
+                         "passes": statistics.mean(passes), "name_steps": statistics.mean(name_steps),
+                         "p50_ms": statistics.median(statistics.median(m) for m in ms)})
+    return rows
+
+
+def _replay(lm, tokenizer, prompt, ex, fmt, task, CallGrammar, answer_prefix, p_name) -> tuple[int, int, int]:
+    """(model passes, tokens written, tool-name characters the model chose) for ``ex``'s reference reply in
+    ``fmt``, run through ``lm`` as the lean decoder would: the rationale a pass a token; the call a pass per
+    character the model chooses, with the characters the grammar then forces."""
+    import string
+
+    grammar, target = CallGrammar(request=ex.input, ground=True), ex.target
+    rationale = "" if fmt == "answer" else task.reformat(ex, fmt).rationale
+    head = rationale[:rationale.rindex(answer_prefix) + len(answer_prefix)] if rationale else ""
+    head_ids = tokenizer(head, add_special_tokens=False).input_ids
+    state = grammar.state()
+    jump = grammar.forced(state, string.printable)  # the call's fixed opening
+    state, at = grammar.advance(state, jump), len(jump)
+    opening = tokenizer(jump, add_special_tokens=False).input_ids
+    prompt_ids = tokenizer(prompt).input_ids
+    if not head_ids:  # the JSON alone: the opening goes in with the prompt
+        lm(prompt_ids + opening, first=True)
+        passes = 1
+    else:  # the rationale a pass a token; its last (the answer prefix's end) goes in with the opening
+        lm(prompt_ids, first=True)
+        for tok in head_ids[:-1]:
+            lm([tok])
+        lm(head_ids[-1:] + opening)
+        passes = 1 + len(head_ids)
+    name_chosen = 0
+    while at < len(target):
+        chosen = target[at]  # the model's choice: the reference's character
+        name_chosen += state.phase == p_name
+        state = grammar.advance(state, chosen)
+        jump = "" if grammar.done(state) else grammar.forced(state, string.printable)
+        state, at = grammar.advance(state, jump), at + 1 + len(jump)
+        if at < len(target):
+            lm(tokenizer(chosen + jump, add_special_tokens=False).input_ids)
+            passes += 1
+    return passes, len(head_ids) + len(target), name_chosen
+
+
+def format_table(rows: list[dict]) -> str:
+    """``reply_formats``' rows as a markdown table."""
+    return report.table(rows, {"reply format": "{format}", "level": "{level}", "requests": "{n}",
+                               "tokens / request": "{tokens:.0f}", "model passes / request": "{passes:.1f}",
+                               "tool-name characters chosen": "{name_steps:.2f}", "p50 ms": "{p50_ms:.1f}"})
 
 
 def level_table(rows: list[dict]) -> str:

@@ -72,3 +72,30 @@ def test_a_recipe_says_what_its_student_writes_and_an_override_drops_a_compact_f
     _, other = recipes.recipe(task, "laptop", rationale=not cfg.rationale)
     assert other.rationale != cfg.rationale and other.format == "full"
     assert recipes.recipe(task, "laptop", rationale=cfg.rationale)[1] == cfg
+
+
+@pytest.mark.slow  # compiles and trains the laptop student for 8 steps
+def test_the_quick_run_trains_once_at_its_budget_then_loads(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    monkeypatch.setitem(recipes.QUICK_STEPS, "boolean_expressions", 8)
+    card = recipes.quick("boolean_expressions", progress=False)
+    assert card["train"]["steps"] == 8 and card["profile"] == "laptop" and card["eval"]["n"] > 0
+    (folder,) = (tmp_path / "specialists").iterdir()
+    assert folder.name == f"boolean_expressions-quick-{card['recipe_key']}"
+    assert card["recipe_key"] != recipes.key("boolean_expressions", "laptop")  # not the shipped recipe's
+
+    def boom(*a, **k):
+        raise AssertionError("trained again instead of loading the cache")
+
+    monkeypatch.setattr(recipes, "train_specialist", boom)
+    assert recipes.quick("boolean_expressions") == card
+
+
+@pytest.mark.slow  # a subprocess
+def test_the_specialists_script_refuses_quick_with_another_profile():
+    p = subprocess.run([sys.executable, "scripts/specialists.py", "--quick", "--profile", "smoke"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "--quick runs the laptop recipes; drop --profile smoke" in p.stderr
+    p = subprocess.run([sys.executable, "scripts/specialists.py", "--quick", "no_such_task"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "no_such_task" in p.stderr

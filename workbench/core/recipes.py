@@ -72,6 +72,12 @@ LAPTOP: dict[str, tuple[StudentConfig, TrainConfig]] = {
                               eval_every=1600, checkpoint_every=1600, keep_best=True)),
 }
 
+# the 15-minute budget (issue 17's laptop column): each laptop recipe cut to about the steps 15 minutes of training
+# buy on a 2-core laptop (sized from the shipped runs' one-core rates; the measured minutes are in README).
+# `python scripts/specialists.py --quick` trains them (cached, never shipped) and records their scores.
+QUICK_STEPS = {"boolean_expressions": 2400, "word_sorting": 2000, "tool_call": 2400, "dyck_languages": 1000,
+               "multistep_arithmetic_two": 850}
+
 
 def recipe(task_name: str, profile: str | None = None, steps: int | None = None,
            rationale: bool | None = None) -> tuple[StudentConfig, TrainConfig]:
@@ -178,6 +184,18 @@ def cached_folder(task_name: str, profile: str | None = None, rationale: bool | 
     """Where ``specialist`` caches the run of this recipe (``~/.cache/workbench/specialists/TASK-PROFILE-KEY``)."""
     prof = env.profile_name(profile)
     return cache_dir() / "specialists" / f"{tasks.get(task_name).name}-{prof}-{key(task_name, prof, rationale)}"
+
+
+def quick(task_name: str, progress: bool = True) -> dict:
+    """The card of ``task_name``'s 15-minute laptop run (``QUICK_STEPS``), trained the first time and cached
+    (``~/.cache/workbench/specialists/TASK-quick-KEY``; an interrupted run resumes from its checkpoint)."""
+    name = tasks.get(task_name).name
+    steps = QUICK_STEPS[name]
+    model_cfg, train_cfg = recipe(name, SHIPPED_PROFILE, steps=steps)
+    folder = cache_dir() / "specialists" / f"{name}-quick-{_key(name, SHIPPED_PROFILE, model_cfg, train_cfg)}"
+    if not is_model_folder(folder):
+        train_specialist(name, SHIPPED_PROFILE, out=folder, steps=steps, resume=True, progress=progress)
+    return read_card(folder)
 
 
 def shipped_folder(task_name: str) -> Path:

@@ -79,6 +79,24 @@ def test_fewshot_prompt_uses_train_shots_not_test():
     assert prompt.endswith(f"Q: {ex.input}\nA:") and prompt.count("Q: ") == 4
 
 
+def test_chain_of_thought_prompt_and_answer(tiny_student):
+    """CoT few-shot: each shot's rationale after "Let's think step by step.", the answer read from the model's own
+    chain (not from the next question it goes on to invent)."""
+    _, tok, _ = tiny_student
+    exs = _examples(n=2)
+    cfg = ev.EvalConfig(shots=2, rationale=True, batch_size=2)
+    prompts = ev.build_prompts(tok, [get(e.task).reformat(e) for e in exs], cfg)
+    shot = ev.shots_for(exs[0].task, 2, exs[0].level)[0]
+    assert prompts[0].startswith(f"Q: {shot.input}\nA: {ev.COT}\n{shot.rationale}\n\nQ: ")
+    assert prompts[0].endswith(f"Q: {exs[0].input}\nA: {ev.COT}\n") and prompts[0].count("Q: ") == 3
+    wrong = {"True": "False", "False": "True"}
+    answers = {p: f"some steps\nSo the answer is {e.target}.\n\nQ: not ( True )\nA: {ev.COT}\nSo the answer is "
+                  f"{wrong[e.target]}." for p, e in zip(prompts, exs)}
+    res = ev.evaluate(Oracle(tok, answers), tok, exs[0].task, exs, cfg)
+    assert res.accuracy == 1.0 and res.mode == "few-shot"
+    assert all(p["completion"].endswith(f"So the answer is {p['target']}.\n") for p in res.predictions)
+
+
 def test_tool_call_reason_reported(tiny_student):
     _, tok, _ = tiny_student
     ex = splits.load("tool_call", "test", n=1)[0]

@@ -2,7 +2,8 @@
 
 Every later notebook must beat these numbers. Each model answers BBH-level test questions
 after ``shots`` solved examples from the train split (answer only, greedy), as plain text and,
-for instruct models, through their chat template too.
+for instruct models, through their chat template too; ``score(..., cot=True)`` gives them the best
+prompt instead, chain of thought (each shot's rationale before its answer).
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from workbench.tasks import splits as task_splits
 
 
 def score(name: str, task_names=NAMES, n: int = 30, shots: int = 3, chat: bool = False,
-          batch_size: int = 8, model_and_tokenizer=None, save: bool = True) -> list[EvalResult]:
-    """Score one pretrained model on ``n`` BBH-level test questions of each task."""
+          batch_size: int = 8, model_and_tokenizer=None, save: bool = True, cot: bool = False) -> list[EvalResult]:
+    """Score one pretrained model on ``n`` BBH-level test questions of each task. ``cot``: chain of thought, the
+    best prompt BBH gives a model (Suzgun et al., 2022): each shot's step-by-step rationale, "Let's think step by
+    step." before the answer, and the answer read after the last "So the answer is"."""
     model, tok = model_and_tokenizer or load_pretrained(name)
-    cfg = EvalConfig(shots=shots, chat=chat, batch_size=batch_size)
-    label = f"{name} (chat)" if chat else name
+    cfg = EvalConfig(shots=shots, chat=chat, batch_size=batch_size, rationale=cot)
+    label = name + {(False, False): "", (True, False): " (chat)", (False, True): " (CoT)",
+                    (True, True): " (chat, CoT)"}[chat, cot]
     results = []
     for task_name in task_names:
         examples = task_splits.load(task_name, "test", level=get(task_name).bbh_level, n=n)

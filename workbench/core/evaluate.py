@@ -19,7 +19,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from workbench import tasks as task_suite
 from workbench.core import measure
 from workbench.core.validate import BadInput, read_examples
-from workbench.tasks import Example, extract_answer
+from workbench.tasks import ANSWER_PREFIX, Example, extract_answer
 from workbench.tasks import splits as task_splits
 
 
@@ -34,17 +34,28 @@ def student_completion(ex: Example, rationale: bool) -> str:
     return ex.rationale if rationale else ex.target
 
 
-def fewshot_prompt(text: str, shots: list[Example]) -> str:
-    """Answer-only few-shot prompt for a base model: ``Q: ...\\nA: ...`` blocks."""
+COT = "Let's think step by step."  # Kojima et al. (2022), as BBH's chain-of-thought prompts open each answer
+COT_SYSTEM = f"Think step by step, then end with one line: {ANSWER_PREFIX}<answer>."
+
+
+def fewshot_prompt(text: str, shots: list[Example], cot: bool = False) -> str:
+    """Few-shot prompt for a base model: ``Q: ...\\nA: ...`` blocks, the answer alone or (``cot``) chain of thought:
+    each shot's rationale after "Let's think step by step.", ending "So the answer is X." (BBH's CoT prompts)."""
+    if cot:
+        blocks = [f"Q: {s.input}\nA: {COT}\n{s.rationale}\n\n" for s in shots]
+        return "".join(blocks) + f"Q: {text}\nA: {COT}\n"
     blocks = [f"Q: {s.input}\nA: {s.target}\n\n" for s in shots]
     return "".join(blocks) + f"Q: {text}\nA:"
 
 
-def chat_prompt(tokenizer, text: str, shots: list[Example]) -> str:
-    """The same few-shot exchange as chat turns, through the model's own chat template."""
-    messages = [{"role": "system", "content": "Answer with the final answer only, on one line."}]
+def chat_prompt(tokenizer, text: str, shots: list[Example], cot: bool = False) -> str:
+    """The same few-shot exchange as chat turns, through the model's own chat template (``cot``: each shot's
+    answer is its rationale, and the system message asks for steps, then the answer line)."""
+    system = COT_SYSTEM if cot else "Answer with the final answer only, on one line."
+    messages = [{"role": "system", "content": system}]
     for s in shots:
-        messages += [{"role": "user", "content": s.input}, {"role": "assistant", "content": s.target}]
+        messages += [{"role": "user", "content": s.input}, {"role": "assistant", "content": s.rationale if cot
+                                                                 else s.target}]
     messages.append({"role": "user", "content": text})
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
@@ -53,7 +64,7 @@ def chat_prompt(tokenizer, text: str, shots: list[Example]) -> str:
 class EvalConfig:
     shots: int = 0  # few-shot examples in the prompt (0 for students; BBH baselines use 3)
     chat: bool = False  # wrap the prompt in the tokenizer's chat template (instruct models)
-    rationale: bool = False  # the model writes a step-by-step rationale before its answer
+    rationale: bool = False  # a step-by-step rationale before the answer (with shots: chain of thought)
     format: str = "full"  # the rationale's format (Task.formats): sizes the generation budget
     batch_size: int = 8  # prompts generated at once (sorted by length, so little padding)
     max_new_tokens: int | None = None  # default: sized from the examples' answers (see answer_budget)
@@ -126,7 +137,11 @@ def build_prompts(tokenizer, examples: list[Example], cfg: EvalConfig) -> list[s
             prompts.append(student_prompt(ex.input))
             continue
         shots = shots_for(ex.task, cfg.shots, ex.level)
-        prompts.append(chat_prompt(tokenizer, ex.input, shots) if cfg.chat else fewshot_prompt(ex.input, shots))
+        if cfg.rationale:  # chain of thought: the shots' rationales in the format scored
+            task = task_suite.get(ex.task)
+            shots = [task.reformat(s, cfg.format) for s in shots]
+        prompts.append(chat_prompt(tokenizer, ex.input, shots, cfg.rationale) if cfg.chat
+                       else fewshot_prompt(ex.input, shots, cfg.rationale))
     return prompts
 
 
@@ -204,13 +219,16 @@ def evaluate(model, tokenizer, task_name: str, examples: list[Example], cfg: Eva
     for i, p in enumerate(prompts):
         n_tokens = len(tokenizer(p, add_special_tokens=not cfg.chat).input_ids)
         context_left(model, n_tokens, f"{labels[i] if labels else f'example {i + 1}'}: the input's prompt")
-    stops = () if cfg.rationale else ("\n",)
+    # the answer alone ends with its line; a few-shot chain of thought where the model starts the next question
+    stops = ("\n",) if not cfg.rationale else ("\nQ: ",) if cfg.mode() == "few-shot" else ()
     budget = answer_budget(tokenizer, examples, cfg)
     t0 = time.perf_counter()
     completions = generate(model, tokenizer, prompts, budget, cfg.batch_size, stops, add_special_tokens=not cfg.chat)
     seconds = time.perf_counter() - t0
     preds, by_level = [], {}
     for ex, comp in zip(examples, completions):
+        if "\nQ: " in stops:  # a chain of thought ends where the model starts the next question (and its answer)
+            comp = comp.split("\nQ: ", 1)[0]
         answer = answer_of(comp, cfg)
         reason = task.diagnose(answer, ex.target)
         preds.append({"input": ex.input, "level": ex.level, "target": ex.target,

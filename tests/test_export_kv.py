@@ -70,6 +70,7 @@ def test_stop_strings_and_constrained_decoding(kv_folders):
     assert shim.text == direct.text and grammar.complete(shim.json)
 
 
+@pytest.mark.slow  # routes 10 requests twice: `make unit` and CI run it, the fast loop keeps the checks above
 def test_the_router_decodes_the_kv_graph_on_the_lean_path(kv_folders):
     """``Router`` over ``AsCausalLM(OnnxKVRunner)`` takes the lean decoder (``OnnxStep``: the grammar's tables and
     jump-forward) and routes every request as the PyTorch transformers path does; a graph without a cache cannot."""

@@ -87,6 +87,7 @@ def test_formats_study_spends_the_same_tokens_on_every_format():
     assert row["train_tokens"] > 0 and "| stack |" in formats.table([row])
 
 
+@pytest.mark.slow  # trains three students (12 s): `make unit` and CI run it
 def test_formats_memorisation_compares_a_fixed_pool_with_fresh_examples():
     from workbench.studies import formats
 

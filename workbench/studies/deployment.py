@@ -206,10 +206,11 @@ def level_table(rows: list[dict]) -> str:
 
 
 def table(rows: list[dict]) -> str:
+    rows = [{**r, "tok_s": "—" if r.get("tokens_per_s") is None else f"{r['tokens_per_s']:,.0f}"} for r in rows]
     return report.table(rows, {
         "router": "{router}", "requests": "{n}", "exact calls": "{accuracy:.0%}", "valid JSON": "{valid_json:.0%}",
         "valid calls": "{valid_call:.0%}", "p50 ms": "{p50_ms:.0f}", "p95 ms": "{p95_ms:.0f}",
-        "requests/s": "{requests_per_s:.2f}", "model / grammar / Python": "{time_split}",
+        "requests/s": "{requests_per_s:.2f}", "tokens/s": "{tok_s}", "model / grammar / Python": "{time_split}",
         "peak MB added": "{peak_mb:.0f}", "weights, bytes": "{bytes:,}"})
 
 

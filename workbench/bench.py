@@ -236,7 +236,7 @@ def bench_agent(profile: str | None = None, out: str = "artifacts/tool_call_expo
 
 def _bench_agent(prof: str, out: str, model: str | None, machine: str) -> dict:
     from workbench.agent import deploy
-    from workbench.agent.router import Router
+    from workbench.agent.lean import LeanLlama
     from workbench.core.models import load_pretrained
     from workbench.core.recipes import specialist
     from workbench.studies import deployment
@@ -255,8 +255,8 @@ def _bench_agent(prof: str, out: str, model: str | None, machine: str) -> dict:
     for r in rows:
         r.pop("answers")
     formats = []
-    if Router(model, tok).decoder == "lean":  # what each reply format costs to write, on the lean step
-        formats = deployment.reply_formats(Router(model, tok)._lean(), tok, n=st.format_n, repeats=st.format_repeats)
+    if LeanLlama.unsupported(model) is None:  # what each reply format costs to write, on the lean step
+        formats = deployment.reply_formats(LeanLlama(model), tok, n=st.format_n, repeats=st.format_repeats)
     return {"profile": prof, "machine": machine, "rows": rows, "checks": checks, "formats": formats,
             "verdict": deployment.verdict(rows, checks), "table": deployment.table(rows),
             "export_table": deployment.export_table(checks),

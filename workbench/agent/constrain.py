@@ -53,7 +53,7 @@ class ConstrainedDecoder:
     - ``forced``: the answer prefix was appended; ``fallback``: ``grammar.finish`` completed the call
     - ``past``, ``logits``: the model's KV cache and next-token logits after the last ``feed``
     - ``steps``: tokens generated; ``json_steps``: those of the call (at most ``max_json_tokens``); ``tried``:
-      candidates checked
+      candidates checked; ``jumped``: of ``steps``, those fed without a step of their own (none here)
     - ``model_s``, ``grammar_s``: seconds in ``feed`` (the model) and in ``best_viable`` (the grammar's choice)
     """
 
@@ -74,6 +74,7 @@ class ConstrainedDecoder:
         self.forced = self.fallback = False
         self.past = self.logits = None
         self.steps = self.json_steps = self.tried = 0
+        self.jumped = 0  # of ``steps``: tokens the grammar forced, fed without a step each (``LeanDecoder``)
         self.model_s = self.grammar_s = 0.0
 
     def decode(self, ids: list[int]) -> str:
@@ -207,8 +208,7 @@ class ConstrainedDecoder:
         if self.fallback:
             call += self.grammar.finish(call)
         return Constrained(self.text[:self.start] + call + suffix, call, self.forced, self.fallback, self.steps,
-                           self.tried, time.perf_counter() - t0, self.model_s, self.grammar_s,
-                           getattr(self, "jumped", 0))
+                           self.tried, time.perf_counter() - t0, self.model_s, self.grammar_s, self.jumped)
 
 
 def constrained_generate(model, tokenizer, prompt: str, grammar: CallGrammar, max_new_tokens: int,

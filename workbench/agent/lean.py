@@ -193,7 +193,6 @@ class LeanDecoder(ConstrainedDecoder):
     def reset(self):
         super().reset()
         self.state = self.grammar.state() if self.answer_prefix is None else None  # the call's parse state
-        self.jumped = 0  # of ``steps``: tokens the grammar forced, fed without a step of their own
 
     def decode(self, ids: list[int]) -> str:
         return "".join(p for p in map(self.pieces.__getitem__, ids) if p is not None)

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from workbench import quantize
+from workbench import tasks as task_suite
 from workbench.agent import deploy, runtimes
+from workbench.agent.grammar import P_NAME, CallGrammar
 from workbench.agent.router import Router
 from workbench.core import env, report
 from workbench.core.measure import param_bytes
@@ -127,24 +129,18 @@ def reply_formats(lm, tokenizer, levels=(2, 4), n: int = 50, formats=("answer", 
     format at equal compute."""
     import statistics
 
-    from workbench import tasks
-    from workbench.agent.grammar import P_NAME, CallGrammar
-    from workbench.core.evaluate import student_prompt
-    from workbench.tasks import ANSWER_PREFIX, splits
+    from workbench.tasks import splits
 
-    task = tasks.get("tool_call")
     rows = []
     for level in levels:
         examples = splits.load("tool_call", "test", level=level, n=n)
-        _replay(lm, tokenizer, student_prompt(examples[0].input), examples[0], "full", task, CallGrammar,
-                ANSWER_PREFIX, P_NAME)  # warm-up
+        _replay(lm, tokenizer, examples[0], "full")  # warm-up
         for fmt in formats:
             passes, tokens, name_steps, ms = [], [], [], [[] for _ in range(repeats)]
             for rep in range(repeats):
                 for ex in examples:
                     t0 = time.perf_counter()
-                    p, w, k = _replay(lm, tokenizer, student_prompt(ex.input), ex, fmt, task, CallGrammar,
-                                      ANSWER_PREFIX, P_NAME)
+                    p, w, k = _replay(lm, tokenizer, ex, fmt)
                     ms[rep].append(1000 * (time.perf_counter() - t0))
                     if rep == 0:
                         passes.append(p), tokens.append(w), name_steps.append(k)
@@ -155,21 +151,24 @@ def reply_formats(lm, tokenizer, levels=(2, 4), n: int = 50, formats=("answer", 
     return rows
 
 
-def _replay(lm, tokenizer, prompt, ex, fmt, task, CallGrammar, answer_prefix, p_name) -> tuple[int, int, int]:
+def _replay(lm, tokenizer, ex, fmt: str) -> tuple[int, int, int]:
     """(model passes, tokens written, tool-name characters the model chose) for ``ex``'s reference reply in
     ``fmt``, run through ``lm`` as the lean decoder would: the rationale a pass a token; the call a pass per
     character the model chooses, with the characters the grammar then forces."""
     import string
 
+    from workbench.core.evaluate import student_prompt
+    from workbench.tasks import ANSWER_PREFIX
+
     grammar, target = CallGrammar(request=ex.input, ground=True), ex.target
-    rationale = "" if fmt == "answer" else task.reformat(ex, fmt).rationale
-    head = rationale[:rationale.rindex(answer_prefix) + len(answer_prefix)] if rationale else ""
+    rationale = "" if fmt == "answer" else task_suite.get("tool_call").reformat(ex, fmt).rationale
+    head = rationale[:rationale.rindex(ANSWER_PREFIX) + len(ANSWER_PREFIX)] if rationale else ""
     head_ids = tokenizer(head, add_special_tokens=False).input_ids
     state = grammar.state()
     jump = grammar.forced(state, string.printable)  # the call's fixed opening
     state, at = grammar.advance(state, jump), len(jump)
     opening = tokenizer(jump, add_special_tokens=False).input_ids
-    prompt_ids = tokenizer(prompt).input_ids
+    prompt_ids = tokenizer(student_prompt(ex.input)).input_ids
     if not head_ids:  # the JSON alone: the opening goes in with the prompt
         lm(prompt_ids + opening, first=True)
         passes = 1
@@ -182,7 +181,7 @@ def _replay(lm, tokenizer, prompt, ex, fmt, task, CallGrammar, answer_prefix, p_
     name_chosen = 0
     while at < len(target):
         chosen = target[at]  # the model's choice: the reference's character
-        name_chosen += state.phase == p_name
+        name_chosen += state.phase == P_NAME
         state = grammar.advance(state, chosen)
         jump = "" if grammar.done(state) else grammar.forced(state, string.printable)
         state, at = grammar.advance(state, jump), at + 1 + len(jump)

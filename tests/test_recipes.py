@@ -74,12 +74,28 @@ def test_a_recipe_says_what_its_student_writes_and_an_override_drops_a_compact_f
     assert recipes.recipe(task, "laptop", rationale=cfg.rationale)[1] == cfg
 
 
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_a_bad_batch_size_is_refused_naming_it(bad):
+    with pytest.raises(ValueError, match=f"batch_size must be a positive integer, got {bad!r}"):
+        recipes.recipe("dyck_languages", "laptop", batch_size=bad)
+
+
+def test_the_quick_recipes_are_sized_for_every_task():
+    from workbench import tasks
+
+    assert set(recipes.QUICK_STEPS) == set(tasks.NAMES) and set(recipes.QUICK_BATCH) <= set(tasks.NAMES)
+    for name, steps in recipes.QUICK_STEPS.items():
+        cfg = recipes.recipe(name, "laptop", steps=steps, batch_size=recipes.QUICK_BATCH.get(name, 16))[1]
+        cfg.check()  # evaluation and checkpoints on bucket edges
+
+
 @pytest.mark.slow  # compiles and trains the laptop student for 8 steps
 def test_the_quick_run_trains_once_at_its_budget_then_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
     monkeypatch.setitem(recipes.QUICK_STEPS, "boolean_expressions", 8)
     card = recipes.quick("boolean_expressions", progress=False)
     assert card["train"]["steps"] == 8 and card["profile"] == "laptop" and card["eval"]["n"] > 0
+    assert card["train"]["batch_size"] == 16 != recipes.recipe("boolean_expressions", "laptop")[1].batch_size
     (folder,) = (tmp_path / "specialists").iterdir()
     assert folder.name == f"boolean_expressions-quick-{card['recipe_key']}"
     assert card["recipe_key"] != recipes.key("boolean_expressions", "laptop")  # not the shipped recipe's

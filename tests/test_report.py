@@ -69,3 +69,25 @@ def test_table_fills_each_column_from_the_row():
                                "same": "{identical}/{n}"})
     assert text.splitlines() == ["| variant | params | accuracy | same |", "|---|---|---|---|",
                                  "| dense | 821,376 | 96.1% | 3/4 |"]
+
+
+def test_add_row_appends_then_updates_by_key_and_renders(reports):
+    report.add_row("pipeline", {"stage": "specialist", "accuracy": 0.9, "params": 100}, profile="laptop")
+    report.add_row("pipeline", {"stage": "pruned", "accuracy": 0.85, "params": 60}, profile="laptop")
+    rows = report.add_row("pipeline", {"stage": "specialist", "gain": 0.1}, profile="laptop")
+    assert [r["stage"] for r in rows] == ["specialist", "pruned"]  # updated in place, not appended
+    assert rows[0] == {"stage": "specialist", "accuracy": 0.9, "params": 100, "gain": 0.1}
+    assert report.rows("pipeline", profile="laptop") == rows and report.rows("other", profile="laptop") == []
+    report.record("a/b", 1, profile="laptop")  # figures and tables live side by side
+    assert report.rows("pipeline", profile="laptop") == rows
+    md = report.write_markdown("laptop").read_text()
+    assert "## pipeline" in md and "| stage | accuracy | gain | params |" in md
+    assert "| specialist | 0.900 | 0.100 | 100 |" in md and "| pruned | 0.850 |  | 60 |" in md
+
+
+@pytest.mark.parametrize("row, message", [({"accuracy": 0.9}, "has no 'stage' field"),
+                                          ({"stage": "x", "calls": [1]}, "field 'calls' must be a number")])
+def test_add_row_refuses_rows_it_cannot_keep(reports, row, message):
+    with pytest.raises(ValueError, match=message):
+        report.add_row("pipeline", row, profile="laptop")
+    assert report.rows("pipeline", profile="laptop") == []

@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 
 
-def train_throughput(task: str = "boolean_expressions", profile: str | None = None, steps: int = 120) -> dict:
-    """Tokens per second and model GFLOP/s of the profile's recipe for ``task``, over ``steps`` steps, and the
-    share of that time spent generating the examples (``data_share``)."""
+def train_throughput(task: str = "boolean_expressions", profile: str | None = None, steps: int = 120,
+                     batch_size: int | None = None) -> dict:
+    """Tokens per second and model GFLOP/s of the profile's recipe for ``task`` (at ``batch_size``, default the
+    recipe's), over ``steps`` steps, and the share of that time spent generating the examples (``data_share``)."""
     from workbench.core import env
     from workbench.core import train as tr
     from workbench.core.measure import count_params
@@ -24,7 +25,7 @@ def train_throughput(task: str = "boolean_expressions", profile: str | None = No
     from workbench.core.recipes import recipe
     from workbench.core.tokenizer import CharTokenizer
 
-    model_cfg, train_cfg = recipe(task, profile)
+    model_cfg, train_cfg = recipe(task, profile, batch_size=batch_size)
     bucket = train_cfg.bucket
     steps = max(bucket, steps // bucket * bucket)
     cfg = replace(train_cfg, steps=steps + 2 * bucket, eval_every=0, checkpoint_every=0, warmup=1, log_every=bucket)
@@ -56,16 +57,18 @@ def train_throughput(task: str = "boolean_expressions", profile: str | None = No
     tokens = res.tokens * steps / cfg.steps  # mean tokens per step x timed steps
     tok_s = tokens / timed
     return {"task": task, "profile": env.profile_name(profile), "params": params, "steps_timed": steps,
-            "tokens_per_s": tok_s, "model_gflops": 6 * params * tok_s / 1e9,
+            "batch_size": cfg.batch_size, "seconds_per_step": timed / steps, "tokens_per_s": tok_s,
+            "model_gflops": 6 * params * tok_s / 1e9,
             "data_share": sum(drawing[2:]) / timed}  # of step time, generating examples
 
 
-def bench_train(task: str = "boolean_expressions", profile: str | None = None, steps: int = 120) -> dict:
+def bench_train(task: str = "boolean_expressions", profile: str | None = None, steps: int = 120,
+                batch_size: int | None = None) -> dict:
     from workbench.core.env import machine
     from workbench.core.measure import matmul_gflops
 
     peak = matmul_gflops()
-    out = train_throughput(task, profile, steps)
+    out = train_throughput(task, profile, steps, batch_size)
     out.update(matmul_gflops=peak, fraction_of_matmul=out["model_gflops"] / peak, machine=machine())
     return out
 

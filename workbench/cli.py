@@ -196,9 +196,9 @@ def cmd_bench(args) -> int:
               f"(convergence delta {out['ig_delta']:.3f}; {out['machine']})")
         print(json.dumps(out))
         return 0
-    out = bench_train(args.task, args.profile, args.steps)
+    out = bench_train(args.task, args.profile, args.steps, args.batch_size)
     print(f"training  {out['tokens_per_s']:,.0f} tokens/s x 6 x {out['params']:,} params = "
-          f"{out['model_gflops']:.1f} GFLOP/s")
+          f"{out['model_gflops']:.1f} GFLOP/s; {out['seconds_per_step']:.3f} s a step at batch {out['batch_size']}")
     print(f"matmul    {out['matmul_gflops']:.1f} GFLOP/s (fp32, 2048^3)")
     print(f"ratio     {100 * out['fraction_of_matmul']:.0f}% of the matmul rate  ({out['machine']})")
     print(f"data      {100 * out['data_share']:.1f}% of step time generating examples")
@@ -315,6 +315,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--task", default="boolean_expressions")
     b.add_argument("--profile", help="whose recipe to time (default: WORKBENCH_PROFILE, else by hardware)")
     b.add_argument("--steps", type=_positive, default=120, help="steps timed (after two warm-up buckets)")
+    b.add_argument("--batch-size", type=_positive, help="bench train: examples a step (default: the recipe's)")
     b.add_argument("--out", default="artifacts/tool_call_export",
                    help="bench agent: folder for the exported ONNX / torch.export models: absent, empty, or one an "
                    "earlier export wrote (its exported files are replaced; nothing else is touched)")

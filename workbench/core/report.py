@@ -98,6 +98,38 @@ def record_verdict(section: str, verdict: dict, profile: str | None = None) -> d
     return record_many(values, profile)
 
 
+def add_row(name: str, row: dict, key: str = "stage", profile: str | None = None) -> list[dict]:
+    """Add one row to the running table ``name`` that several notebooks build together (kept in ``results.json``
+    beside the figures), or update the row whose ``key`` field matches: its other fields stay, the new ones
+    land. Returns the table's rows.
+
+        report.add_row("pipeline", {"stage": "pruned", "accuracy": 0.9})   # notebook 04
+        report.add_row("pipeline", {"stage": "pruned", "ig_gain": 0.12})  # notebook 07 adds a column
+    """
+    from workbench.core.env import machine, profile_name
+
+    if key not in row:
+        raise ValueError(f"row {row!r} has no {key!r} field, which names the row in table {name!r}")
+    for field, value in row.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, str))):
+            raise ValueError(f"table {name!r}: field {field!r} must be a number, a string or None, got {value!r}")
+    data = load(profile)
+    rows = data.setdefault("tables", {}).setdefault(name, {"key": key, "rows": []})["rows"]
+    old = next((r for r in rows if r.get(key) == row[key]), None)
+    if old is None:
+        rows.append(dict(row))
+    else:
+        old.update(row)
+    data.update(profile=profile_name(profile), machine=machine(), updated=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    write_atomic(report_dir(profile) / "results.json", json.dumps(data, indent=1, sort_keys=True))
+    return rows
+
+
+def rows(name: str, profile: str | None = None) -> list[dict]:
+    """The rows of the running table ``name`` (``add_row``), in the order they were first added; [] if none."""
+    return list(load(profile).get("tables", {}).get(name, {}).get("rows", []))
+
+
 def table(rows: list[dict], columns: dict[str, str]) -> str:
     """Rows as a markdown table: one column per ``header: format`` pair, the format filled from the row's
     fields (``{"accuracy": "{accuracy:.1%}", "calls": "{identical}/{n}"}``)."""
@@ -127,6 +159,12 @@ def markdown(data: dict) -> str:
         lines += [f"## {title}", "", "| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         for row, vals in rows.items():
             lines.append(f"| {row} | " + " | ".join(_fmt(vals[c]) if c in vals else "" for c in cols) + " |")
+        lines.append("")
+    for name, t in data.get("tables", {}).items():  # the running tables (add_row): the key first, then each field
+        trows = t["rows"]
+        cols = list(dict.fromkeys([t["key"]] + [c for r in trows for c in r]))
+        lines += [f"## {name}", "", "| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
+        lines += ["| " + " | ".join(_fmt(r[c]) if r.get(c) is not None else "" for c in cols) + " |" for r in trows]
         lines.append("")
     return "\n".join(lines)
 

@@ -4,7 +4,8 @@ core, the patterns and the agent; nothing below imports a study.
 
     curriculum (02)  distillation (03)  pruning (04)  quantization (05)  multitask (06)
     interpretability (07)  deployment (08)  capstone (09)  collection (10)
-    formats (what a student writes down; its notebook is to come)
+    formats (01a: what a student writes down)
+    pipeline (04, 05, 07, 08: the agent's specialist compressed, explained and deployed, one stage a notebook)
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import importlib
 
 MODULES = ("curriculum", "distillation", "pruning", "quantization", "multitask", "interpretability", "deployment",
-           "formats", "capstone", "collection")
+           "formats", "capstone", "collection", "pipeline")
 
 
 def __getattr__(name: str):

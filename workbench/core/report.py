@@ -46,16 +46,20 @@ def _checked(key: str, value):
 
 def record_many(values: dict, profile: str | None = None) -> dict:
     """Store several figures at once (one read and one atomic write); returns them."""
-    from workbench.core.env import machine, profile_name
-
     for key, value in values.items():
         _checked(key, value)
     data = load(profile)
-    data.update(profile=profile_name(profile), machine=machine(),
-                updated=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
     data["results"].update(values)
-    write_atomic(report_dir(profile) / "results.json", json.dumps(data, indent=1, sort_keys=True))
+    _save(data, profile)
     return values
+
+
+def _save(data: dict, profile: str | None) -> None:
+    """Stamp ``data`` with the profile, the machine and the time, and write it atomically."""
+    from workbench.core.env import machine, profile_name
+
+    data.update(profile=profile_name(profile), machine=machine(), updated=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    write_atomic(report_dir(profile) / "results.json", json.dumps(data, indent=1, sort_keys=True))
 
 
 def record(key: str, value, profile: str | None = None):
@@ -106,8 +110,6 @@ def add_row(name: str, row: dict, key: str = "stage", profile: str | None = None
         report.add_row("pipeline", {"stage": "pruned", "accuracy": 0.9})   # notebook 04
         report.add_row("pipeline", {"stage": "pruned", "ig_gain": 0.12})  # notebook 07 adds a column
     """
-    from workbench.core.env import machine, profile_name
-
     if key not in row:
         raise ValueError(f"row {row!r} has no {key!r} field, which names the row in table {name!r}")
     for field, value in row.items():
@@ -120,8 +122,7 @@ def add_row(name: str, row: dict, key: str = "stage", profile: str | None = None
         rows.append(dict(row))
     else:
         old.update(row)
-    data.update(profile=profile_name(profile), machine=machine(), updated=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
-    write_atomic(report_dir(profile) / "results.json", json.dumps(data, indent=1, sort_keys=True))
+    _save(data, profile)
     return rows
 
 

@@ -11,6 +11,7 @@ Speed figures are measurements of one run on the machine named, never assertions
 
 from __future__ import annotations
 
+import string
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from workbench.agent import deploy, runtimes
 from workbench.agent.grammar import P_NAME, CallGrammar
 from workbench.agent.router import Router
 from workbench.core import env, report
+from workbench.core.evaluate import student_prompt
 from workbench.core.measure import param_bytes
 from workbench.core.models import load_pretrained
 
@@ -155,14 +157,9 @@ def _replay(lm, tokenizer, ex, fmt: str) -> tuple[int, int, int]:
     """(model passes, tokens written, tool-name characters the model chose) for ``ex``'s reference reply in
     ``fmt``, run through ``lm`` as the lean decoder would: the rationale a pass a token; the call a pass per
     character the model chooses, with the characters the grammar then forces."""
-    import string
-
-    from workbench.core.evaluate import student_prompt
-    from workbench.tasks import ANSWER_PREFIX
-
     grammar, target = CallGrammar(request=ex.input, ground=True), ex.target
     rationale = "" if fmt == "answer" else task_suite.get("tool_call").reformat(ex, fmt).rationale
-    head = rationale[:rationale.rindex(ANSWER_PREFIX) + len(ANSWER_PREFIX)] if rationale else ""
+    head = rationale[:rationale.rindex(task_suite.ANSWER_PREFIX) + len(task_suite.ANSWER_PREFIX)] if rationale else ""
     head_ids = tokenizer(head, add_special_tokens=False).input_ids
     state = grammar.state()
     jump = grammar.forced(state, string.printable)  # the call's fixed opening

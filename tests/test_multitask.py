@@ -4,6 +4,7 @@
 import json
 import math
 import re
+from dataclasses import replace
 
 import pytest
 import torch
@@ -211,6 +212,68 @@ def test_the_large_student_has_about_the_combined_parameters(cfg, k):
     tok = CharTokenizer()
     ratio = count_params(student(large, tok)) / (k * count_params(student(cfg, tok)))
     assert large.layers == cfg.layers and large.width % (2 * cfg.heads) == 0 and ratio == pytest.approx(1, abs=0.08)
+
+
+# what each task writes ------------------------------------------------------------------------
+def test_each_task_is_written_in_its_recipes_format_before_it_is_tagged():
+    formats = mt.recipe_formats()
+    for name, (_, cfg) in recipes.LAPTOP.items():
+        assert formats[name] == (cfg.format if cfg.rationale else None)
+    assert formats["word_sorting"] is None and formats["dyck_languages"] == "reduce"
+    batch = mt.MultiTaskSampler(tasks.NAMES, seed=1, formats=formats).examples(0, 0, 60)
+    full = mt.MultiTaskSampler(tasks.NAMES, seed=1).examples(0, 0, 60)  # default: every full rationale
+    assert {e.task for e in batch} == set(tasks.NAMES)
+    for e, f in zip(batch, full):  # the same draws, written differently
+        task, text = mt.split_tag(f.input)
+        assert e.input == f.input and e.target == f.target
+        if formats[task] is None:  # the answer alone: what a rationale-trained loop then learns is the target
+            assert e.rationale == e.target
+        else:  # the format's rationale of the untagged input, ending in the answer line
+            plain = replace(f, input=text)
+            assert e.rationale == tasks.get(task).reformat(plain, formats[task]).rationale
+            assert e.rationale.endswith(f"{tasks.ANSWER_PREFIX}{e.target}.")
+    assert any(e.rationale != f.rationale for e, f in zip(batch, full) if e.task == "dyck_languages")
+
+
+@pytest.mark.parametrize("formats, message", [
+    ({BOOL: "full"}, rf"formats name no format for task '{ARITH}'; give one of \['full', 'rewrite', .*\] or None"),
+    ({BOOL: "full", ARITH: "reduce"}, rf"task '{ARITH}' has no rationale format 'reduce'; formats are"),
+])
+def test_a_bad_format_names_the_task_and_what_it_accepts(formats, message):
+    with pytest.raises(ValueError, match=message):
+        mt.MultiTaskSampler(PAIR, formats=formats)
+    with pytest.raises(ValueError, match=message):
+        mts.formats_of(mts.Study(tasks=PAIR, formats=formats))
+
+
+def test_the_study_writes_the_recipes_formats_unless_told_otherwise():
+    assert mts.study("laptop").formats == "recipe"
+    assert mts.formats_of(mts.Study(tasks=PAIR)) == {BOOL: "full", ARITH: "full_lsd"}
+    assert mts.formats_of(mts.Study(tasks=PAIR, formats=None)) == {BOOL: "full", ARITH: "full"}
+    assert mts.formats_of(mts.Study(tasks=PAIR, formats=None, rationale=False)) == {BOOL: None, ARITH: None}
+    with pytest.raises(ValueError, match="formats is 'recipes'; accepted: 'recipe', None, or a dict"):
+        mts.formats_of(mts.Study(tasks=PAIR, formats="recipes"))
+
+
+def test_a_specialist_and_the_multitask_student_learn_the_same_completions(monkeypatch):
+    s = mts.Study(tasks=PAIR, steps_per_task=2, batch_size=2, student=StudentConfig(layers=1, width=32, heads=2,
+                                                                                      max_len=512))
+    seen = {}
+    real = tr.train
+
+    def spy(model, tok, cfg, sampler=None, **kw):
+        seen[cfg.tasks] = (cfg, sampler)
+        return real(model, tok, cfg, sampler=sampler, **kw)
+
+    monkeypatch.setattr(mts, "train", spy)
+    mts._train(s, s.student, (ARITH,), 2, tags=False)
+    mts._train(s, s.student, PAIR, 2)
+    alone, _ = seen[(ARITH,)]
+    assert (alone.rationale, alone.format) == (True, "full_lsd")
+    both, sampler = seen[PAIR]
+    assert (both.rationale, both.format) == (True, "full") and sampler.formats == {BOOL: "full", ARITH: "full_lsd"}
+    ex = tasks.get(ARITH).sample(1, seed=0)[0]
+    assert mt.written(ex, "full_lsd").rationale == tasks.get(ARITH).reformat(ex, "full_lsd").rationale
 
 
 def test_the_smoke_study_runs_end_to_end():

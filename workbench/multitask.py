@@ -17,6 +17,11 @@ Mixing, the probability p_i that a training example comes from task i:
   every evaluation, so the tasks it finds hardest are drawn most (uniform until the first measurement);
 - or a dict of the user's own weights.
 
+What each task writes: ``formats`` maps a task to its rationale format (``Task.formats``), or to None
+for the answer alone, so one student can learn each task in the format that suits it (the recipes'
+choices, ``recipe_formats``); without it every task writes its full rationale (or, ``rationale=False``,
+every answer alone).
+
 Shared body, small task parts: ``TaskAdapters`` puts one LoRA adapter per task (Hu et al., 2021) on a
 frozen multi-task body through peft's multi-adapter API, and switches adapter per request by the tag.
 
@@ -36,6 +41,7 @@ import torch
 from workbench import tasks as task_suite
 from workbench.core.train import TaskSampler, TrainConfig
 from workbench.tasks import Example, splits
+from workbench.tasks.base import FULL
 
 SCHEMES = ("proportional", "uniform", "temperature", "loss_balanced")
 
@@ -58,6 +64,33 @@ def split_tag(text: str) -> tuple[str, str]:
 def tagged(ex: Example) -> Example:
     """``ex`` with its input tagged by its task."""
     return replace(ex, input=tag(ex.task, ex.input))
+
+
+# what each task writes -------------------------------------------------------------------------
+def recipe_formats(task_names=task_suite.NAMES) -> dict[str, str | None]:
+    """Each task's format in its laptop specialist recipe (``recipes.LAPTOP``): a rationale format, or None
+    where the recipe learns the answer alone."""
+    from workbench.core.recipes import LAPTOP
+
+    return {t: LAPTOP[t][1].format if LAPTOP[t][1].rationale else None for t in task_names}
+
+
+def check_formats(formats: dict, task_names) -> dict[str, str | None]:
+    """``formats`` for ``task_names``, checked: every task named, each format one its task has (or None)."""
+    missing = [t for t in task_names if t not in formats]
+    if missing:
+        raise ValueError(f"formats name no format for task {missing[0]!r}; give one of "
+                         f"{list(task_suite.get(missing[0]).formats)} or None (the answer alone) for each task")
+    for t in task_names:
+        if formats[t] is not None:
+            task_suite.get(t).check_format(formats[t])
+    return {t: formats[t] for t in task_names}
+
+
+def written(ex: Example, fmt: str | None) -> Example:
+    """``ex`` as a student learns to write it: its rationale in format ``fmt``, or (None) the answer alone
+    (its rationale is then the target, so a rationale-trained loop learns just the answer)."""
+    return replace(ex, rationale=ex.target) if fmt is None else task_suite.get(ex.task).reformat(ex, fmt)
 
 
 # mixing weights --------------------------------------------------------------------------------
@@ -116,22 +149,23 @@ def mixing_weights(scheme="uniform", sizes: dict | None = None, temperature: flo
 
 
 # the sampler -----------------------------------------------------------------------------------
-def _spread(task_name: str, split: str, levels, n: int) -> list[Example]:
-    """The first ``n // len(levels)`` stored examples at each level (at least one each), tagged."""
+def _spread(task_name: str, split: str, levels, n: int, fmt: str | None = FULL) -> list[Example]:
+    """The first ``n // len(levels)`` stored examples at each level (at least one each), written in ``fmt``, tagged."""
     pool = splits.load(task_name, split)
     per = max(1, n // len(levels))
-    return [tagged(e) for lv in levels for e in [x for x in pool if x.level == lv][:per]]
+    return [tagged(written(e, fmt)) for lv in levels for e in [x for x in pool if x.level == lv][:per]]
 
 
 @torch.no_grad()
-def probe_loss(model, tokenizer, task_name: str, levels=None, rationale: bool = True, n: int = 8) -> float:
-    """Mean per-token loss on a fixed probe batch of ``task_name``: ``n`` tagged validation examples."""
+def probe_loss(model, tokenizer, task_name: str, levels=None, rationale: bool = True, n: int = 8,
+               fmt: str | None = FULL) -> float:
+    """Mean per-token loss on a fixed probe batch of ``task_name``: ``n`` tagged validation examples (in ``fmt``)."""
     from workbench.core.train import encode
 
     levels = levels or TaskSampler._levels(task_name, None)
     was_training = model.training
     model.eval()
-    batch = encode(tokenizer, _spread(task_name, "validation", levels, n), rationale,
+    batch = encode(tokenizer, _spread(task_name, "validation", levels, n, fmt), rationale,
                    model.config.max_position_embeddings)
     loss = model(input_ids=batch["input_ids"].to(model.device), labels=batch["labels"].to(model.device)).loss
     model.train(was_training)
@@ -148,9 +182,11 @@ class MultiTaskSampler(TaskSampler):
     """
 
     def __init__(self, task_names=task_suite.NAMES, scheme="uniform", sizes: dict | None = None,
-                 temperature: float = 5.0, levels=None, seed: int = 0, rationale: bool = True, probe_n: int = 8):
+                 temperature: float = 5.0, levels=None, seed: int = 0, rationale: bool = True, probe_n: int = 8,
+                 formats: dict | None = None):
         super().__init__(task_names, levels, seed)
         self.scheme, self.rationale, self.probe_n = scheme, rationale, probe_n
+        self.formats = check_formats(formats, self.task_names) if formats else dict.fromkeys(self.task_names, FULL)
         start = "uniform" if scheme == "loss_balanced" else scheme
         self.weights = mixing_weights(start, sizes, temperature, tasks=self.task_names)
         self.losses: dict[str, float] = {}
@@ -170,7 +206,7 @@ class MultiTaskSampler(TaskSampler):
                 ex = task_suite.get(name).generate(rng, level)
                 if ex.input not in self.exclude:
                     break
-            out.append(tagged(ex))
+            out.append(tagged(written(ex, self.formats[name])))  # written before tagging: formats parse the input
         return out
 
     def reweight(self, step: int, losses: dict[str, float]) -> None:
@@ -181,8 +217,8 @@ class MultiTaskSampler(TaskSampler):
 
     def update(self, step: int, metrics: dict, model=None, tokenizer=None) -> None:
         if self.scheme == "loss_balanced" and model is not None:
-            self.reweight(step, {n: probe_loss(model, tokenizer, n, self.levels[n], self.rationale, self.probe_n)
-                                 for n in self.task_names})
+            self.reweight(step, {n: probe_loss(model, tokenizer, n, self.levels[n], self.rationale, self.probe_n,
+                                               self.formats[n]) for n in self.task_names})
 
     def state_dict(self) -> dict:
         return {"weights": self.weights, "losses": self.losses, "history": self.history}
@@ -194,15 +230,17 @@ class MultiTaskSampler(TaskSampler):
 
 
 # scoring ---------------------------------------------------------------------------------------
-def validate(model, tokenizer, cfg: TrainConfig) -> dict:
-    """``train.validate`` on tagged prompts, with the same keys: ``train(..., validate_fn=validate)``."""
+def validate(model, tokenizer, cfg: TrainConfig, formats: dict | None = None) -> dict:
+    """``train.validate`` on tagged prompts, with the same keys: ``train(..., validate_fn=validate)`` (with
+    ``formats``, each task written as its sampler writes it: ``functools.partial(validate, formats=...)``)."""
     from workbench.core.evaluate import EvalConfig, evaluate
 
     logs = {}
     for name in cfg.tasks:
-        pool = _spread(name, "validation", TaskSampler._levels(name, cfg.val_levels or cfg.levels), cfg.eval_n)
-        res = evaluate(model, tokenizer, name, pool, EvalConfig(rationale=cfg.rationale, batch_size=64,
-                                                                max_new_tokens=cfg.eval_max_new_tokens))
+        fmt = formats[name] if formats else FULL
+        pool = _spread(name, "validation", TaskSampler._levels(name, cfg.val_levels or cfg.levels), cfg.eval_n, fmt)
+        res = evaluate(model, tokenizer, name, pool, EvalConfig(rationale=cfg.rationale or formats is not None,
+                                                                batch_size=64, max_new_tokens=cfg.eval_max_new_tokens))
         logs[f"val_accuracy/{name}"] = res.accuracy
         logs.update({f"val_accuracy/{name}/L{lv}": a for lv, a in res.by_level.items()})
     logs["val_accuracy"] = sum(logs[f"val_accuracy/{n}"] for n in cfg.tasks) / len(cfg.tasks)
@@ -211,19 +249,23 @@ def validate(model, tokenizer, cfg: TrainConfig) -> dict:
 
 def evaluate_tasks(model, tokenizer, task_names, n: int, level: int | None = None, rationale: bool = True,
                    adapters: TaskAdapters | None = None, tags: bool = True, max_new_tokens: int | None = None,
-                   batch_size: int = 64) -> dict[str, float]:
+                   batch_size: int = 64, formats: dict | None = None) -> dict[str, float]:
     """Accuracy per task on its first ``n`` test examples at the BBH level (or ``level``), inputs tagged
     (``tags=False`` for a single-task specialist). With ``adapters``, each request runs under the adapter
-    its tag routes to."""
+    its tag routes to; with ``formats`` (task -> format or None), each task's generation budget is sized
+    from the format its student writes."""
     from workbench.core.evaluate import EvalConfig, evaluate
 
     if adapters is not None and not tags:
         raise ValueError("adapters are chosen by each request's task tag; keep tags=True")
-    cfg = EvalConfig(rationale=rationale, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    formats = check_formats(formats, task_names) if formats else None
+    cfg = EvalConfig(rationale=rationale or formats is not None, batch_size=batch_size, max_new_tokens=max_new_tokens)
     out = {}
     for name in task_names:
         task = task_suite.get(name)
         examples = splits.load(name, "test", level=task.bbh_level if level is None else level, n=n)
+        if formats:  # written before tagging: formats parse the input
+            examples = [written(e, formats[name]) for e in examples]
         groups: dict[str | None, list[Example]] = {}  # adapter -> its requests
         for ex in (tagged(e) for e in examples) if tags else examples:
             groups.setdefault(adapters.route(ex.input) if adapters else None, []).append(ex)
@@ -272,14 +314,19 @@ class TaskAdapters:
         self.model.set_adapter(task_name)
         return self.model
 
-    def train(self, tokenizer, task_name: str, cfg: TrainConfig, progress: bool = False):
-        """Train ``task_name``'s adapter on tagged examples of its task, on the one training loop."""
+    def train(self, tokenizer, task_name: str, cfg: TrainConfig, progress: bool = False, fmt: str | None = FULL):
+        """Train ``task_name``'s adapter on tagged examples of its task written in ``fmt`` (None: the answer
+        alone), on the one training loop."""
+        from functools import partial
+
         from workbench.core.train import train
 
         cfg = replace(cfg, tasks=(task_name,))
-        sampler = MultiTaskSampler(cfg.tasks, levels=cfg.levels, seed=cfg.seed, rationale=cfg.rationale)
+        formats = {task_name: fmt if cfg.rationale else None}  # rationale=False: the answer alone
+        sampler = MultiTaskSampler(cfg.tasks, levels=cfg.levels, seed=cfg.seed, rationale=cfg.rationale,
+                                   formats=formats)
         return train(self.use(task_name), tokenizer, cfg, sampler=sampler, progress=progress,
-                     validate_at_end=False, validate_fn=validate)
+                     validate_at_end=False, validate_fn=partial(validate, formats=formats))
 
     def sizes(self) -> dict:
         """Parameters and bytes of the body, of each adapter, and in all."""

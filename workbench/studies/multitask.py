@@ -14,6 +14,11 @@ The arms, all scored at the BBH level on the same test questions (``multitask.ev
 - ``multitask+adapters``: the multitask body frozen, one small LoRA adapter per task on top, routed by
   the tag; its adapter steps are extra compute, reported as such.
 
+Each task is written in the format its specialist recipe uses (``multitask.recipe_formats``: the full
+rationale for boolean_expressions, one operation a line with numbers least-significant digit first for
+arithmetic, bracket reductions for dyck, the answer alone for word_sorting and tool_call), by every arm
+alike; ``Study.formats`` picks others (None: the full rationale for every task, the study's first setting).
+
 The transfer matrix asks, for every pair of tasks, how much training on task A alongside task B moves
 accuracy on B against B's specialist (positive transfer helps, interference hurts).
 """
@@ -21,6 +26,7 @@ accuracy on B against B's specialist (positive transfer helps, interference hurt
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import ClassVar
 
 import torch
@@ -31,7 +37,8 @@ from workbench.core.measure import count_params, param_bytes
 from workbench.core.models import StudentConfig, student
 from workbench.core.tokenizer import CharTokenizer
 from workbench.core.train import TrainConfig, train
-from workbench.multitask import MultiTaskSampler, TaskAdapters, evaluate_tasks, validate
+from workbench.multitask import MultiTaskSampler, TaskAdapters, check_formats, evaluate_tasks, recipe_formats, validate
+from workbench.tasks.base import FULL
 
 ARMS = ("specialist", "multitask", "multitask-large", "multitask+adapters")
 
@@ -60,7 +67,8 @@ class Study:
     tasks: tuple[str, ...] = task_suite.NAMES  # every multi-task student learns all of them
     student: StudentConfig = field(default_factory=lambda: StudentConfig(layers=2, width=64, heads=4, max_len=1024))
     large: StudentConfig | None = None  # about the specialists' combined parameters (None: combined_size)
-    rationale: bool = True  # learn the step-by-step rationale
+    rationale: bool = True  # with formats=None: the full rationale (True) or the answer alone for every task
+    formats: dict | str | None = "recipe"  # task -> rationale format or None (answer alone); "recipe": the recipes'
     levels: tuple[int, ...] | None = (1, 2)  # training levels (None: every level up to each task's BBH level)
     test_level: int | None = 2  # the level scored (None: each task's BBH level)
     steps_per_task: int = 300  # each specialist's steps; the multi-task arms get the same total compute
@@ -95,23 +103,37 @@ def study(profile: str | None = None, **overrides) -> Study:
     return env.sized(Study, profile, **overrides)
 
 
+def formats_of(s: Study) -> dict[str, str | None]:
+    """What each task's student writes in ``s``: a rationale format per task, or None for the answer alone."""
+    if s.formats == "recipe":
+        return recipe_formats(s.tasks)
+    if s.formats is None:
+        return dict.fromkeys(s.tasks, FULL if s.rationale else None)
+    if isinstance(s.formats, str):
+        raise ValueError(f"formats is {s.formats!r}; accepted: 'recipe', None, or a dict of task -> format or None")
+    return check_formats(s.formats, s.tasks)
+
+
 def _train(s: Study, cfg: StudentConfig, task_names, steps: int, tags: bool = True, scheme="uniform",
            progress: bool = False):
     """A fresh student trained on ``task_names`` (tagged and mixed by ``scheme``, or plain for a specialist)."""
     if tags and scheme == "loss_balanced" and not s.eval_every:
         raise ValueError("the loss_balanced mix re-weights at each evaluation; set Study.eval_every (a multiple of 8)")
-    tcfg = TrainConfig(tasks=tuple(task_names), levels=s.levels, rationale=s.rationale, steps=steps,
+    formats = {t: formats_of(s)[t] for t in task_names}
+    alone = None if tags else formats[task_names[0]]  # a specialist writes its one task's format
+    tcfg = TrainConfig(tasks=tuple(task_names), levels=s.levels, rationale=tags or alone is not None,
+                       format=FULL if tags else alone or FULL, steps=steps,
                        batch_size=s.batch_size, lr=s.lr,
                        warmup=max(1, steps // 20), bucket=min(8, steps), eval_every=s.eval_every, eval_n=s.eval_n,
                        eval_max_new_tokens=s.eval_max_new_tokens, checkpoint_every=0, log_every=max(1, steps // 10),
                        seed=s.seed)
-    sampler = MultiTaskSampler(task_names, scheme, None, s.temperature, s.levels, seed=s.seed, rationale=s.rationale) \
+    sampler = MultiTaskSampler(task_names, scheme, None, s.temperature, s.levels, seed=s.seed, formats=formats) \
         if tags else None
     tok = CharTokenizer()
     env.set_seed(s.seed)  # the same initial weights for every arm of one size
     model = student(cfg, tok)
     res = train(model, tok, tcfg, sampler=sampler, progress=progress, validate_at_end=False,
-                validate_fn=validate if tags else None)
+                validate_fn=partial(validate, formats=formats) if tags else None)
     return model, tok, res
 
 
@@ -124,8 +146,8 @@ def _row(arm: str, accuracy: dict, params: int, nbytes: int, seconds: float, tok
 
 def _specialist(s: Study, task_name: str, progress: bool = False) -> dict:
     model, tok, res = _train(s, s.student, (task_name,), s.steps_per_task, tags=False, progress=progress)
-    acc = evaluate_tasks(model, tok, (task_name,), s.test_n, level=s.test_level, rationale=s.rationale, tags=False,
-                         max_new_tokens=s.eval_max_new_tokens)[task_name]
+    acc = evaluate_tasks(model, tok, (task_name,), s.test_n, level=s.test_level, tags=False,
+                         max_new_tokens=s.eval_max_new_tokens, formats={task_name: formats_of(s)[task_name]})[task_name]
     n = count_params(model)
     return {"task": task_name, "accuracy": acc, "params": n, "bytes": param_bytes(model), "train_seconds": res.seconds,
             "train_tokens": res.tokens, "train_flops": 6 * n * res.tokens}
@@ -141,7 +163,8 @@ def run(s: Study, progress: bool = False, callback=None) -> list[dict]:
     unknown = [a for a in s.arms if a not in ARMS]
     if unknown:
         raise ValueError(f"unknown arm {unknown[0]!r}; accepted: {', '.join(ARMS)}")
-    rows, k, scoring = [], len(s.tasks), {"rationale": s.rationale, "max_new_tokens": s.eval_max_new_tokens,
+    formats = formats_of(s)
+    rows, k, scoring = [], len(s.tasks), {"formats": formats, "max_new_tokens": s.eval_max_new_tokens,
                                          "level": s.test_level}
 
     def add(row):
@@ -169,10 +192,10 @@ def run(s: Study, progress: bool = False, callback=None) -> list[dict]:
                  param_bytes(model), res_l.seconds, res_l.tokens, 6 * n_large * res_l.tokens, steps_large))
     if "multitask+adapters" in s.arms:
         adapters = TaskAdapters(body, s.tasks, s.adapter_rank)
-        acfg = TrainConfig(rationale=s.rationale, steps=s.adapter_steps, batch_size=s.batch_size, lr=s.adapter_lr,
+        acfg = TrainConfig(steps=s.adapter_steps, batch_size=s.batch_size, lr=s.adapter_lr,
                            warmup=max(1, s.adapter_steps // 10), bucket=min(8, s.adapter_steps), eval_every=0,
                            checkpoint_every=0, log_every=max(1, s.adapter_steps // 4), seed=s.seed)
-        runs = [adapters.train(tok, t, acfg, progress) for t in s.tasks]
+        runs = [adapters.train(tok, t, acfg, progress, fmt=formats[t]) for t in s.tasks]
         size = adapters.sizes()
         total = size["body_params"] + sum(size["adapter_params"].values())
         tokens = res.tokens + sum(r.tokens for r in runs)
@@ -199,8 +222,8 @@ def transfer_matrix(s: Study, specialist_accuracy: dict | None = None, progress:
     for i, a in enumerate(s.tasks):
         for b in s.tasks[i + 1:]:
             model, tok, _ = _train(s, s.student, (a, b), 2 * s.steps_per_task, progress=progress)
-            pairs[f"{a}+{b}"] = evaluate_tasks(model, tok, (a, b), s.test_n, level=s.test_level, rationale=s.rationale,
-                                               max_new_tokens=s.eval_max_new_tokens)
+            pairs[f"{a}+{b}"] = evaluate_tasks(model, tok, (a, b), s.test_n, level=s.test_level,
+                                               max_new_tokens=s.eval_max_new_tokens, formats=formats_of(s))
             if callback:
                 callback({"pair": (a, b), **pairs[f"{a}+{b}"]})
 

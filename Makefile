@@ -53,10 +53,11 @@ browser-deps:
 
 test: lint unit nbtest browser
 
-# every notebook headless, in order, in the laptop profile (override: make run PROFILE=gpu)
+# every notebook headless, in order, in the laptop profile (override: make run PROFILE=gpu); the exercises'
+# worked solutions are left to the participant (make run SOLUTIONS=1 runs them too)
 PROFILE ?= laptop
 run: setup
-	$(PY) scripts/notebooks.py run --profile $(PROFILE)
+	$(PY) scripts/notebooks.py run --profile $(PROFILE) $(if $(SOLUTIONS),--solutions)
 
 # speed claims are benchmarks, never timed tests
 bench: setup

@@ -74,3 +74,22 @@ def test_ship_refuses_a_model_another_recipe_made(tmp_path):
     with pytest.raises(BadInput, match=r"not trained by boolean_expressions's laptop recipe \(differs in: "
                                        r"train\.steps\)"):
         recipes.ship("boolean_expressions", src)
+
+
+@pytest.mark.parametrize("tolerance, dtype", [(1.0, "float16"), (-1.0, "float32")])
+def test_ship_stores_float16_only_where_accuracy_holds_and_keeps_the_weights(tmp_path, monkeypatch, tolerance, dtype):
+    import torch
+
+    from workbench.core.models import load_pretrained
+
+    src = tmp_path / "m"
+    shutil.copytree(recipes.shipped_folder("boolean_expressions"), src)
+    monkeypatch.setattr(recipes, "SHIPPED", tmp_path / "shipped")
+    card = recipes.ship("boolean_expressions", src, tolerance=tolerance, eval_n=4)
+    assert card["stored_dtype"] == dtype and card["shipped"]["n"] == 4 and card["recipe_key"] == recipes.key(
+        "boolean_expressions", "laptop")
+    original, _ = load_pretrained(str(src))
+    stored = dict(load_pretrained(str(recipes.shipped_folder("boolean_expressions")))[0].named_parameters())
+    for name, p in original.named_parameters():  # loaded as float32 either way
+        assert torch.equal(stored[name], p.half().float() if dtype == "float16" else p)
+    assert (recipes.shipped_folder("boolean_expressions") / "README.md").exists()

@@ -253,6 +253,7 @@ def ship(task_name: str, source: str | Path, tolerance: float = 0.02, eval_n: in
     """Copy the specialist in ``source`` (trained by this task's laptop recipe) into ``data/specialists/TASK`` as
     float16 weights when they score within ``tolerance`` of its float32 test accuracy (else as float32), with
     its card and model card; the shipped folder of an older recipe is replaced whole. Returns the new card."""
+    import copy
     import shutil
     import tempfile
 
@@ -278,9 +279,8 @@ def ship(task_name: str, source: str | Path, tolerance: float = 0.02, eval_n: in
     test = splits.load(task.name, "test", level=task.bbh_level, n=eval_n or ev["n"])
     cfg = EvalConfig(rationale=train_cfg.rationale, format=train_cfg.format, batch_size=64,
                      max_new_tokens=train_cfg.eval_max_new_tokens)
-    half = evaluate(model.half().float(), tok, task.name, test, cfg).accuracy  # the weights as float16 keeps them
+    half = evaluate(copy.deepcopy(model).half().float(), tok, task.name, test, cfg).accuracy  # as float16 keeps them
     stored = "float16" if abs(half - ev["accuracy"]) <= tolerance else "float32"
-    model, tok = load_pretrained(str(source))
     if stored == "float16":
         model = model.half()
     SHIPPED.mkdir(parents=True, exist_ok=True)

@@ -66,10 +66,10 @@ def test_the_pipeline_measures_the_capstones_requests():
 @pytest.mark.slow
 def test_the_exported_stage_checks_the_export_and_routes_through_onnx(stages, tiny_student):
     model, tok, _ = tiny_student
-    checks = pipeline.exported(model, tok, {"train": {"rationale": False}}, pipeline.study("smoke", n=2),
-                               stages / "export", profile="smoke")
+    st = pipeline.study("smoke", n=2, check_n=3)
+    checks = pipeline.exported(model, tok, {"train": {"rationale": False}}, st, stages / "export", profile="smoke")
     fp32 = [c for c in checks if "int8" not in c["runtime"]]
-    assert fp32 and all(c["identical"] == c["n"] == 2 for c in fp32)  # the export answers as PyTorch does
+    assert fp32 and all(c["identical"] == c["n"] == 3 for c in fp32)  # the export answers as PyTorch does
     (row,) = pipeline.rows("smoke")
     assert row["stage"] == "exported" and row["n"] == 2 and row["notebook"] == "08"
     assert 0 < row["bytes"] < (stages / "export" / "model.kv.int8.onnx").stat().st_size + 1

@@ -165,8 +165,7 @@ def run(model, tokenizer, card: dict, st: Study | None = None, folder: str | Pat
     add(stage("+ int8 (torch dynamic), constrained", Router(int8, tokenizer, rationale=rationale), examples,
               int8_bytes(int8, final), count_params(final), 0.0))
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="capstone-export-"))
-    deploy.export_all(final, tokenizer, folder)
-    checks = deploy.export_check(final, tokenizer, folder, requests(replace(st, n=st.check_n)))
+    checks = export_checked(final, tokenizer, folder, st)
     runner = runtimes.OnnxRunner(folder, int8=True, tokenizer=tokenizer)
     add(stage("exported: ONNX Runtime int8, constrained",
               Router(runtimes.AsCausalLM(runner), tokenizer, rationale=rationale), examples[:st.runtime_n],
@@ -174,6 +173,13 @@ def run(model, tokenizer, card: dict, st: Study | None = None, folder: str | Pat
     faith = faithful(model, final, tokenizer, st)
     return {"rows": rows, "checks": checks, "pruned": small["pruned"], "final": final, "int8": int8,
             "folder": folder, "faithfulness": faith}
+
+
+def export_checked(model, tokenizer, folder: str | Path, st: Study) -> list[dict]:
+    """``model`` exported to ``folder`` (``deploy.export_all``) and every runtime checked against PyTorch's greedy
+    answers on ``st.check_n`` requests (``deploy.export_check``'s rows)."""
+    deploy.export_all(model, tokenizer, folder)
+    return deploy.export_check(model, tokenizer, folder, requests(replace(st, n=st.check_n)))
 
 
 # faithfulness: does compression change what the model looks at? --------------------------------------

@@ -15,11 +15,11 @@ running table kept by ``report`` (``report.add_row("pipeline", ...)``). The stag
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from workbench import quantize
-from workbench.agent import deploy, runtimes
+from workbench.agent import runtimes
 from workbench.agent.router import Router
 from workbench.core import env, recipes, report
 from workbench.core.artifacts import is_model_folder, read_card, save_model
@@ -105,8 +105,7 @@ def exported(model, tokenizer, card: dict, st: capstone.Study, folder: str | Pat
     """Notebook 08's stage: ``model`` exported to ``folder`` (``deploy.export_all``), checked against PyTorch's
     greedy answers on ``st.n`` requests (``deploy.export_check``), then routing through ONNX Runtime's int8
     KV-cache graph as the stage's row. Returns the check's rows."""
-    deploy.export_all(model, tokenizer, folder)
-    checks = deploy.export_check(model, tokenizer, folder, capstone.requests(replace(st, n=min(st.n, st.check_n))))
+    checks = capstone.export_checked(model, tokenizer, folder, st)
     runner = runtimes.OnnxKVRunner(folder, int8=True, tokenizer=tokenizer)
     add("exported", runtimes.AsCausalLM(runner), tokenizer, card, st, nbytes=runner.bytes, params=count_params(model),
         profile=profile)

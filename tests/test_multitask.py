@@ -348,3 +348,15 @@ def test_the_verdict_does_not_call_a_target_met_when_no_specialist_learned_anyth
             {"arm": "multitask", "accuracy": dict.fromkeys(PAIR, 0.0), "params": 200}]
     v = mts.verdict(rows)
     assert not v["specialists_learned"] and not v["met"] and v["met_by"] == []
+
+
+def test_the_sentences_name_the_tasks_no_arm_learned():
+    names = (BOOL, ARITH, "dyck_languages")
+    rows = [{"arm": "specialist", "accuracy": {BOOL: 0.6, ARITH: 0.0, "dyck_languages": 0.0}, "params": 1000},
+            {"arm": "multitask", "accuracy": {BOOL: 0.6, ARITH: 0.0, "dyck_languages": 0.1}, "params": 200}]
+    v = mts.verdict(rows)
+    assert v["unlearned"] == [ARITH] and v["tasks"] == list(names) and v["met"]
+    assert mts.sentences(v)[0] == (f"0% in every arm on {ARITH}: at this size no arm learned that task, so 'within "
+                                   "1 point' holds there trivially and the comparison rests on the other 2.")
+    rows[1]["accuracy"][ARITH] = 0.02
+    assert not mts.verdict(rows)["unlearned"] and not mts.sentences(mts.verdict(rows))[0].startswith("0% in every")

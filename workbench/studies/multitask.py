@@ -267,6 +267,9 @@ def verdict(rows: list[dict], points: float = 1.0, param_share: float = 1 / 3) -
                             "param_share": share, "meets_target": close and share <= param_share + 1e-9}
     # every specialist at 0% makes "within 1 point" empty: say so rather than call it met
     out["specialists_learned"] = any(a > 0 for a in spec["accuracy"].values())
+    # a task every arm scored 0% on says nothing about transfer: the sentences name it
+    out["tasks"] = list(spec["accuracy"])
+    out["unlearned"] = [t for t in out["tasks"] if all(r["accuracy"][t] == 0 for r in rows)]
     if not out["specialists_learned"]:
         for v in out["arms"].values():
             v["meets_target"] = False
@@ -283,6 +286,11 @@ def sentences(verdict: dict) -> list[str]:
     if not verdict["specialists_learned"]:
         lines.append("Every specialist scored 0% at this size: 'within 1 point' says nothing here, so no arm is "
                      "called a success.")
+    elif verdict.get("unlearned"):
+        n = len(verdict["unlearned"])
+        lines.append(f"0% in every arm on {', '.join(verdict['unlearned'])}: at this size no arm learned "
+                     f"{'that task' if n == 1 else 'those tasks'}, so 'within 1 point' holds there trivially and the "
+                     f"comparison rests on the other {len(verdict['tasks']) - n}.")
     for arm, v in verdict["arms"].items():
         lines.append(f"{arm}: worst gap {v['worst_gap']:+.1f} points against the specialists, "
                      f"{v['param_share']:.2f}x their combined parameters"

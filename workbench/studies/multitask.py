@@ -119,7 +119,8 @@ def _train(s: Study, cfg: StudentConfig, task_names, steps: int, tags: bool = Tr
     """A fresh student trained on ``task_names`` (tagged and mixed by ``scheme``, or plain for a specialist)."""
     if tags and scheme == "loss_balanced" and not s.eval_every:
         raise ValueError("the loss_balanced mix re-weights at each evaluation; set Study.eval_every (a multiple of 8)")
-    formats = {t: formats_of(s)[t] for t in task_names}
+    every = formats_of(s)
+    formats = {t: every[t] for t in task_names}
     alone = None if tags else formats[task_names[0]]  # a specialist writes its one task's format
     tcfg = TrainConfig(tasks=tuple(task_names), levels=s.levels, rationale=tags or alone is not None,
                        format=FULL if tags else alone or FULL, steps=steps,
@@ -218,12 +219,12 @@ def transfer_matrix(s: Study, specialist_accuracy: dict | None = None, progress:
     """
     spec = dict(specialist_accuracy) if specialist_accuracy else {
         t: _specialist(s, t, progress)["accuracy"] for t in s.tasks}
-    pairs = {}
+    pairs, formats = {}, formats_of(s)
     for i, a in enumerate(s.tasks):
         for b in s.tasks[i + 1:]:
             model, tok, _ = _train(s, s.student, (a, b), 2 * s.steps_per_task, progress=progress)
             pairs[f"{a}+{b}"] = evaluate_tasks(model, tok, (a, b), s.test_n, level=s.test_level,
-                                               max_new_tokens=s.eval_max_new_tokens, formats=formats_of(s))
+                                               max_new_tokens=s.eval_max_new_tokens, formats=formats)
             if callback:
                 callback({"pair": (a, b), **pairs[f"{a}+{b}"]})
 

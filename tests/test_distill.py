@@ -232,3 +232,15 @@ def test_an_unknown_regime_is_refused():
 
     with pytest.raises(ValueError, match="unknown regime 'dark'; accepted: label_only, sequence_level"):
         ds.run_one(ds.study("smoke"), "dark", 1.0, [], [])
+
+
+@pytest.mark.parametrize("full, expected", [(("label_only",), ["label_only"]), (None, ["label_only", "logit_kd"])])
+def test_the_curve_trains_only_the_full_regimes_on_the_whole_pool(monkeypatch, full, expected):
+    from workbench.studies import distillation as ds
+
+    s = ds.Study(fractions=(0.25, 1.0), regimes=("label_only", "logit_kd"), full_regimes=full)
+    monkeypatch.setattr(ds, "test_set", lambda s: [])
+    monkeypatch.setattr(ds, "run_one", lambda s, regime, share, *a, **kw: {"regime": regime, "share": share})
+    runs = ds.curve(s, None, None, [], [])
+    assert [r["regime"] for r in runs if r["share"] == 0.25] == ["label_only", "logit_kd"]
+    assert [r["regime"] for r in runs if r["share"] == 1.0] == expected

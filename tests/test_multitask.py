@@ -318,6 +318,24 @@ def test_the_transfer_matrix_is_the_pair_student_minus_the_specialist(monkeypatc
     assert raw["pair"][f"{BOOL}+{ARITH}"][ARITH] == pytest.approx(0.11)
 
 
+def test_the_transfer_matrix_pairs_only_the_tasks_some_arm_learned(monkeypatch):
+    names = (BOOL, ARITH, "dyck_languages")
+    s = mts.Study(tasks=names, steps_per_task=10)
+    trained = []
+    monkeypatch.setattr(mts, "_train", lambda s, cfg, pair, steps, **kw: trained.append(pair) or (pair, 0, 0))
+    monkeypatch.setattr(mts, "evaluate_tasks", lambda pair, tok, task_names, n, **kw: {b: 0.5 for b in pair})
+    rows = [{"arm": "specialist", "accuracy": {BOOL: 0.6, ARITH: 0.0, "dyck_languages": 0.1}, "params": 10},
+            {"arm": "multitask", "accuracy": {BOOL: 0.5, ARITH: 0.0, "dyck_languages": 0.0}, "params": 2}]
+    learned = mts.learned_tasks(s, mts.verdict(rows))
+    assert learned == (BOOL, "dyck_languages")
+    matrix, raw = mts.transfer_matrix(s, rows[0]["accuracy"], tasks=learned)
+    assert trained == [(BOOL, "dyck_languages")] and raw["tasks"] == learned
+    assert [v for row in matrix for v in row] == pytest.approx([0, 0.4, -0.1, 0])
+    assert mts.learned_tasks(s, {"unlearned": [ARITH, "dyck_languages"]}) == names  # one learned: pair them all
+    with pytest.raises(ValueError, match=r"tasks \['word_sorting'\]: need two or more of the study's tasks"):
+        mts.transfer_matrix(s, rows[0]["accuracy"], tasks=("word_sorting",))
+
+
 def test_a_loss_balanced_study_needs_evaluations():
     s = mts.Study(scheme="loss_balanced", arms=("multitask",))
     with pytest.raises(ValueError, match="the loss_balanced mix re-weights at each evaluation; set Study.eval_every"):

@@ -39,14 +39,15 @@ class Study:
     pretrained_n: int = 8
     check_n: int = 400  # test requests for the exported runtimes' greedy check (400: the whole split)
     max_new_tokens: int | None = None  # the specialist's rationale budget (None: the router's default)
-    router_n: int = 50  # level-2 requests through every decode path (``bench.bench_router``)
-    router_repeats: int = 3
-    format_n: int = 50  # requests per level whose reference replies are replayed per format (``reply_formats``)
-    format_repeats: int = 3
+    router_n: int = 30  # level-2 requests through every decode path (``bench.bench_router``)
+    router_repeats: int = 2
+    format_n: int = 30  # requests per level whose reference replies are replayed per format (``reply_formats``)
+    format_repeats: int = 2
 
     SIZES: ClassVar[dict] = {"smoke": dict(n=4, batch=2, runtime_n=2, pretrained_n=1, check_n=4, max_new_tokens=48,
                                            router_n=3, router_repeats=1, format_n=2, format_repeats=1),
-                             "gpu": dict(n=400, batch=32, runtime_n=100, pretrained_n=100, router_n=100)}
+                             "gpu": dict(n=400, batch=32, runtime_n=100, pretrained_n=100, router_n=100,
+                                         router_repeats=3, format_n=50, format_repeats=3)}
 
 
 def study(profile: str | None = None, **overrides) -> Study:

@@ -210,18 +210,23 @@ def run(s: Study, progress: bool = False, callback=None) -> list[dict]:
 
 
 def transfer_matrix(s: Study, specialist_accuracy: dict | None = None, progress: bool = False,
-                    callback=None) -> tuple[list[list[float]], dict]:
+                    callback=None, tasks: tuple[str, ...] | None = None) -> tuple[list[list[float]], dict]:
     """M[a][b]: accuracy on task b of a student trained on {a, b} (2 x steps_per_task, uniform mix) minus
-    that of b's specialist (steps_per_task); the diagonal is 0. Rows and columns follow ``s.tasks``.
+    that of b's specialist (steps_per_task); the diagonal is 0. Rows and columns follow ``tasks`` (None:
+    ``s.tasks``; ``learned_tasks`` leaves out those no arm learned, whose pairs say nothing).
 
     ``specialist_accuracy`` (task -> accuracy, e.g. ``run``'s specialist row) saves training them again.
     Returns the matrix and the raw accuracies: ``{"specialist": {b: acc}, "pair": {"a+b": {a: acc, b: acc}}}``.
     """
+    tasks = tuple(s.tasks if tasks is None else tasks)
+    unknown = [t for t in tasks if t not in s.tasks]
+    if unknown or len(tasks) < 2:
+        raise ValueError(f"tasks {list(tasks)!r}: need two or more of the study's tasks ({', '.join(s.tasks)})")
     spec = dict(specialist_accuracy) if specialist_accuracy else {
-        t: _specialist(s, t, progress)["accuracy"] for t in s.tasks}
+        t: _specialist(s, t, progress)["accuracy"] for t in tasks}
     pairs, formats = {}, formats_of(s)
-    for i, a in enumerate(s.tasks):
-        for b in s.tasks[i + 1:]:
+    for i, a in enumerate(tasks):
+        for b in tasks[i + 1:]:
             model, tok, _ = _train(s, s.student, (a, b), 2 * s.steps_per_task, progress=progress)
             pairs[f"{a}+{b}"] = evaluate_tasks(model, tok, (a, b), s.test_n, level=s.test_level,
                                                max_new_tokens=s.eval_max_new_tokens, formats=formats)
@@ -231,8 +236,15 @@ def transfer_matrix(s: Study, specialist_accuracy: dict | None = None, progress:
     def pair(a, b):
         return pairs.get(f"{a}+{b}") or pairs[f"{b}+{a}"]
 
-    matrix = [[0.0 if a == b else pair(a, b)[b] - spec[b] for b in s.tasks] for a in s.tasks]
-    return matrix, {"specialist": spec, "pair": pairs}
+    matrix = [[0.0 if a == b else pair(a, b)[b] - spec[b] for b in tasks] for a in tasks]
+    return matrix, {"specialist": spec, "pair": pairs, "tasks": tasks}
+
+
+def learned_tasks(s: Study, verdict_: dict) -> tuple[str, ...]:
+    """The tasks worth pairing in ``transfer_matrix``: those some arm scored above 0% on (``verdict``'s
+    ``unlearned`` left out), or every task when fewer than two were learned (nothing to leave out then)."""
+    learned = tuple(t for t in s.tasks if t not in verdict_.get("unlearned", ()))
+    return learned if len(learned) >= 2 else tuple(s.tasks)
 
 
 def table(rows: list[dict]) -> str:

@@ -33,6 +33,7 @@ def test_a_lesson_opens_with_its_objective_and_run_time_and_ends_with_exercises(
     markdown = ["".join(c["source"]) for c in cells(path) if c["cell_type"] == "markdown"]
     exercises = next(m for m in markdown if "## Exercises" in m)
     assert "| # |" in exercises and "laptop minutes" in exercises and "GPU" in exercises
+    assert any("*Predict before you run:*" in m for m in markdown), f"{path.name} asks no prediction before a wait"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -244,3 +244,16 @@ def test_the_curve_trains_only_the_full_regimes_on_the_whole_pool(monkeypatch, f
     runs = ds.curve(s, None, None, [], [])
     assert [r["regime"] for r in runs if r["share"] == 0.25] == ["label_only", "logit_kd"]
     assert [r["regime"] for r in runs if r["share"] == 1.0] == expected
+
+
+def test_the_lora_teacher_row_reads_its_card_only_when_it_scored_the_same_questions(monkeypatch):
+    from workbench.studies import distillation as ds
+
+    s = ds.Study(test_n=100)
+    card = {"tasks": [s.task], "lora": {"steps": 60}, "eval": {"n": 100, "accuracy": 0.6, "latency_ms": 400.0}}
+    monkeypatch.setattr(ds, "test_set", lambda s: [])
+    monkeypatch.setattr(ds, "scored", lambda label, *a, **kw: {"model": label, "accuracy": "scored now"})
+    row = ds.teacher_row("T", torch.nn.Linear(2, 3), None, card, s)
+    assert row["accuracy"] == 0.6 and row["latency_ms"] == 400.0 and row["params"] == 9 and row["role"] == "teacher"
+    for other in (dict(s.__dict__, test_n=50), dict(s.__dict__, max_new_tokens=32), dict(s.__dict__, task="x")):
+        assert ds.teacher_row("T", None, None, card, ds.Study(**other))["accuracy"] == "scored now"

@@ -83,7 +83,7 @@ class LoraTeacher:
     steps: int = 60  # ~3.7 s a step of 16 rationales on 2 cores: about four minutes, once (cached after)
     batch_size: int = 16
     lr: float = 1e-3
-    test_n: int = 50  # test examples at the BBH level the card reports (the notebook scores it again on its own)
+    test_n: int = 100  # test examples at the BBH level the card reports (the study's test set when n matches)
 
     SIZES: ClassVar[dict] = {"smoke": dict(steps=2, batch_size=4, test_n=2),
                              "gpu": dict(base="gemma-3-270m", steps=600, batch_size=32, lr=5e-4, test_n=250)}
@@ -96,7 +96,8 @@ def lora_teacher_config(profile: str | None = None, **overrides) -> LoraTeacher:
 
 def lora_teacher(task: str, cfg: LoraTeacher, progress: bool = False):
     """(model, tokenizer, card): a pretrained model fine-tuned with LoRA on the task's rationales, adapters
-    merged. The adapters (a few MB, safetensors) and the card are cached; later calls only load them."""
+    merged. The adapters (a few MB, safetensors) and the card are cached; later calls only load them. The
+    card's ``id`` names this recipe (its cache folder): the teacher id for ``teacher_texts``."""
     from peft import PeftModel
 
     from workbench import lora
@@ -112,7 +113,7 @@ def lora_teacher(task: str, cfg: LoraTeacher, progress: bool = False):
     model, tok = load_pretrained(cfg.base)
     if (folder / "workbench.json").exists():
         merged = lora.merge(PeftModel.from_pretrained(model, folder))
-        return merged, tok, read_card(folder)
+        return merged, tok, {**read_card(folder), "id": folder.name}
     t0 = time.perf_counter()
     run = lora.finetune(model, tok, task, rank=cfg.rank, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                         rationale=True)
@@ -124,7 +125,7 @@ def lora_teacher(task: str, cfg: LoraTeacher, progress: bool = False):
     test = splits.load(task, "test", level=_bbh(task), n=cfg.test_n)
     res = evaluate(merged, tok, task, test, EvalConfig(rationale=True, batch_size=32,
                                                        max_new_tokens=32 if cfg.steps < 10 else None))
-    card = {"name": f"{cfg.base} + LoRA r={cfg.rank} on {task}", "tasks": [task], "base": cfg.base,
+    card = {"name": f"{cfg.base} + LoRA r={cfg.rank} on {task}", "id": folder.name, "tasks": [task], "base": cfg.base,
             "description": f"`{cfg.base}` with rank-{cfg.rank} LoRA adapters fine-tuned by small-reasoners on the "
                            f"rationales of `{task}`; this folder holds the adapters only (peft, safetensors).",
             "lora": asdict(cfg), "params": count_params(merged), "trainable": run["trainable"],
@@ -358,6 +359,20 @@ def scored(label: str, model, tokenizer, task: str, test: list[Example], rationa
                                                                      max_new_tokens=max_new_tokens))
     return {"model": label, "role": role, "params": count_params(model), "bytes": param_bytes(model),
             "latency_ms": res.latency_ms, "accuracy": res.accuracy, "n": res.n}
+
+
+def teacher_row(label: str, model, tokenizer, card: dict, s: Study) -> dict:
+    """``scored``'s teacher row for a LoRA teacher: read from its card when the card scored the study's test
+    set the same way (same questions, same cap), else scored now."""
+    from workbench.core.measure import count_params, param_bytes
+
+    ev = card.get("eval", {})
+    same = (card.get("tasks") == [s.task] and ev.get("n") == s.test_n and s.max_new_tokens is None
+            and card.get("lora", {}).get("steps", 0) >= 10)  # the card's cap: none from 10 steps on
+    if not same:
+        return scored(label, model, tokenizer, s.task, test_set(s), role="teacher", max_new_tokens=s.max_new_tokens)
+    return {"model": label, "role": "teacher", "params": count_params(model), "bytes": param_bytes(model),
+            "latency_ms": ev["latency_ms"], "accuracy": ev["accuracy"], "n": ev["n"]}
 
 
 def size_table(rows: list[dict]) -> str:

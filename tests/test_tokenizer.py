@@ -14,6 +14,17 @@ def test_every_task_character_roundtrips(name):
             assert tok.decode(ids) == text
 
 
+@pytest.mark.parametrize("name", list(TASKS))
+def test_the_fast_path_gives_transformers_ids(name):
+    from workbench.core import evaluate as ev
+
+    tok = CharTokenizer()
+    texts = [t for ex in TASKS[name].sample(40, seed=1) for t in (ev.student_prompt(ex.input), ex.rationale, ex.target)]
+    texts += ["a\u00e9b\n", "< ( <eos> [ >", "<pad><unk>x", "< <eo s>", ""]  # unknown characters, spelled specials
+    for text in texts:
+        assert tok.char_ids(text) == tok(text, add_special_tokens=False).input_ids, text
+
+
 def test_save_and_load(tmp_path):
     tok = CharTokenizer(alphabet="ab\n ")
     tok.save_pretrained(tmp_path)

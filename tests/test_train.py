@@ -38,6 +38,17 @@ def test_encode_learns_only_the_completion():
     assert tok.decode(labels[prompt_len:-1]) == ex.target and labels[-1] == tok.eos_token_id
 
 
+@pytest.mark.parametrize("rationale", [False, True])
+def test_encode_gives_the_same_batch_on_the_character_fast_path(rationale):
+    class Plain(CharTokenizer):  # no fast path: every text through transformers' __call__
+        char_ids = None
+
+    names = ("boolean_expressions", "dyck_languages", "tool_call")
+    exs = [e for name in names for e in splits.load(name, "train", n=3)]
+    fast, plain = tr.encode(CharTokenizer(), exs, rationale, 512), tr.encode(Plain(), exs, rationale, 512)
+    assert all(torch.equal(fast[k], plain[k]) for k in ("input_ids", "attention_mask", "labels"))
+
+
 def test_buckets_are_deterministic_sorted_and_cover_the_pool():
     cfg = tr.TrainConfig(batch_size=4, bucket=4)
     sampler = tr.TaskSampler(["dyck_languages"], seed=1)

@@ -59,6 +59,15 @@ class CharTokenizer(PreTrainedTokenizer):
     def _tokenize(self, text: str, **kwargs) -> list[str]:
         return list(text)
 
+    def char_ids(self, text: str) -> list[int]:
+        """``self(text, add_special_tokens=False).input_ids`` without transformers' per-call machinery (a
+        dictionary lookup per character: the training loop encodes every example this way). Text that spells a
+        special token (``<eos>``...) goes the general way, which reads it as that token."""
+        if "<" in text and any(sp in text for sp in SPECIALS):
+            return self(text, add_special_tokens=False).input_ids
+        vocab, unk = self._vocab, self._vocab["<unk>"]
+        return [vocab.get(ch, unk) for ch in text]
+
     def _convert_token_to_id(self, token: str) -> int:
         return self._vocab.get(token, self._vocab["<unk>"])
 

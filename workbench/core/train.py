@@ -179,9 +179,10 @@ def sampler_for(cfg: TrainConfig) -> TaskSampler:
 def encode(tokenizer, examples: list[Example], rationale: bool, max_len: int) -> dict[str, torch.Tensor]:
     """Right-padded batch; labels are -100 on the prompt and padding, so only the completion is learned."""
     rows, labels = [], []
+    to_ids = getattr(tokenizer, "char_ids", None) or (lambda text: tokenizer(text, add_special_tokens=False).input_ids)
     for ex in examples:
-        prompt = tokenizer(ev.student_prompt(ex.input), add_special_tokens=False).input_ids
-        done = tokenizer(ev.student_completion(ex, rationale), add_special_tokens=False).input_ids
+        prompt = to_ids(ev.student_prompt(ex.input))
+        done = to_ids(ev.student_completion(ex, rationale))
         ids = (prompt + done + [tokenizer.eos_token_id])[:max_len]
         rows.append(ids)
         labels.append(([-100] * len(prompt) + done + [tokenizer.eos_token_id])[:max_len])

@@ -250,10 +250,12 @@ def test_the_lora_teacher_row_reads_its_card_only_when_it_scored_the_same_questi
     from workbench.studies import distillation as ds
 
     s = ds.Study(test_n=100)
-    card = {"tasks": [s.task], "lora": {"steps": 60}, "eval": {"n": 100, "accuracy": 0.6, "latency_ms": 400.0}}
+    card = {"tasks": [s.task], "eval": {"n": 100, "accuracy": 0.6, "latency_ms": 400.0, "max_new_tokens": None}}
     monkeypatch.setattr(ds, "test_set", lambda s: [])
     monkeypatch.setattr(ds, "scored", lambda label, *a, **kw: {"model": label, "accuracy": "scored now"})
     row = ds.teacher_row("T", torch.nn.Linear(2, 3), None, card, s)
     assert row["accuracy"] == 0.6 and row["latency_ms"] == 400.0 and row["params"] == 9 and row["role"] == "teacher"
     for other in (dict(s.__dict__, test_n=50), dict(s.__dict__, max_new_tokens=32), dict(s.__dict__, task="x")):
         assert ds.teacher_row("T", None, None, card, ds.Study(**other))["accuracy"] == "scored now"
+    old_card = {**card, "eval": {k: v for k, v in card["eval"].items() if k != "max_new_tokens"}}  # cap unknown
+    assert ds.teacher_row("T", None, None, old_card, s)["accuracy"] == "scored now"

@@ -123,14 +123,14 @@ def lora_teacher(task: str, cfg: LoraTeacher, progress: bool = False):
     run["model"].save_pretrained(tmp, safe_serialization=True)
     merged = lora.merge(run["model"])
     test = splits.load(task, "test", level=_bbh(task), n=cfg.test_n)
-    res = evaluate(merged, tok, task, test, EvalConfig(rationale=True, batch_size=32,
-                                                       max_new_tokens=32 if cfg.steps < 10 else None))
+    cap = 32 if cfg.steps < 10 else None
+    res = evaluate(merged, tok, task, test, EvalConfig(rationale=True, batch_size=32, max_new_tokens=cap))
     card = {"name": f"{cfg.base} + LoRA r={cfg.rank} on {task}", "id": folder.name, "tasks": [task], "base": cfg.base,
             "description": f"`{cfg.base}` with rank-{cfg.rank} LoRA adapters fine-tuned by small-reasoners on the "
                            f"rationales of `{task}`; this folder holds the adapters only (peft, safetensors).",
             "lora": asdict(cfg), "params": count_params(merged), "trainable": run["trainable"],
             "train_seconds": seconds, "seconds_per_step": run["seconds_per_step"],
-            "eval": {"n": res.n, "accuracy": res.accuracy, "latency_ms": res.latency_ms}}
+            "eval": {"n": res.n, "accuracy": res.accuracy, "latency_ms": res.latency_ms, "max_new_tokens": cap}}
     write_card(tmp, card)  # the card last: a folder with a card is complete
     os.replace(readable(tmp), folder)
     return merged, tok, card
@@ -367,8 +367,8 @@ def teacher_row(label: str, model, tokenizer, card: dict, s: Study) -> dict:
     from workbench.core.measure import count_params, param_bytes
 
     ev = card.get("eval", {})
-    same = (card.get("tasks") == [s.task] and ev.get("n") == s.test_n and s.max_new_tokens is None
-            and card.get("lora", {}).get("steps", 0) >= 10)  # the card's cap: none from 10 steps on
+    same = (card.get("tasks") == [s.task] and ev.get("n") == s.test_n
+            and "max_new_tokens" in ev and ev["max_new_tokens"] == s.max_new_tokens)
     if not same:
         return scored(label, model, tokenizer, s.task, test_set(s), role="teacher", max_new_tokens=s.max_new_tokens)
     return {"model": label, "role": "teacher", "params": count_params(model), "bytes": param_bytes(model),

@@ -165,3 +165,23 @@ def test_summary_and_verdict_count_unreached_seeds_at_the_budget():
     assert comp["meets_target"] and comp["higher_in_every_seed"] and v["best"] == "competence" and v["met"]
     assert "hard_first" not in v["curricula"]
     assert "| competence | 310 | 310 | 300-320 | 2/2 |" in study.table(rows, s)
+
+
+def test_compare_trains_the_runs_side_by_side_and_reports_them_in_order(monkeypatch):
+    """On a CPU the runs go to one-thread processes (``env.starmap``); each seeds itself, so a run's result is the
+    one it gets alone in a one-thread process, whatever ran beside it."""
+    import torch
+
+    monkeypatch.setenv("WORKBENCH_WORKERS", "2")
+    s = study.study("smoke", schedulers=("random", "hard_first"), seeds=(0, 1))
+    seen = []
+    runs = study.compare(s, callback=lambda r: seen.append((r["scheduler"], r["seed"])))
+    assert seen == [(r["scheduler"], r["seed"]) for r in runs] == [("random", 0), ("random", 1), ("hard_first", 0),
+                                                                   ("hard_first", 1)]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = study.run_one(s, "hard_first", 1)
+    finally:
+        torch.set_num_threads(before)
+    assert alone["test_by_level"] == runs[3]["test_by_level"] and alone["evals"] == runs[3]["evals"]

@@ -59,6 +59,37 @@ def test_environment_yml_names_the_same_packages_as_pyproject():
     assert "torch==2.13.0" in (ROOT / "environment.yml").read_text() and "torch==2.13.0" in project["dependencies"]
 
 
+@pytest.mark.parametrize("profile, cores, jobs, expected", [("laptop", 2, 18, 2), ("laptop", 8, 3, 3),
+                                                            ("smoke", 2, 18, 1), ("laptop", 1, 18, 1)])
+def test_independent_trainings_get_a_process_per_core_on_a_cpu_outside_smoke(monkeypatch, profile, cores, jobs,
+                                                                               expected):
+    monkeypatch.delenv("WORKBENCH_WORKERS", raising=False)
+    monkeypatch.setenv("WORKBENCH_PROFILE", profile)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    assert env.workers(jobs) == expected
+
+
+def test_workers_follow_workbench_workers_and_refuse_a_bad_value(monkeypatch):
+    monkeypatch.setenv("WORKBENCH_WORKERS", "1")
+    assert env.workers(18) == 1
+    monkeypatch.setenv("WORKBENCH_WORKERS", "0")
+    with pytest.raises(ValueError, match="WORKBENCH_WORKERS must be a positive integer, got '0'"):
+        env.workers(18)
+
+
+def test_starmap_gives_results_in_order_from_one_thread_processes_or_from_here():
+    import operator
+
+    import torch
+
+    jobs = [(i, 3) for i in range(5)]
+    assert list(env.starmap(operator.mul, jobs, n_workers=1)) == [0, 3, 6, 9, 12]
+    assert list(env.starmap(operator.mul, jobs, n_workers=2)) == [0, 3, 6, 9, 12]
+    pids = set(env.starmap(os.getpid, [()] * 4, n_workers=2))
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2  # spawned workers, not this process
+    assert list(env.starmap(torch.get_num_threads, [()] * 2, n_workers=2)) == [1, 1]  # one torch thread each
+
+
 def test_threads_follow_omp_num_threads_when_the_user_sets_it(monkeypatch):
     import torch
 

@@ -91,13 +91,14 @@ def run_one(s: Study, scheduler: str, seed: int, progress: bool = False) -> dict
 
 
 def compare(s: Study, progress: bool = False, callback=None) -> list[dict]:
-    """Every scheduler of ``s`` at every seed, with the same budget; ``callback(run)`` after each."""
+    """Every scheduler of ``s`` at every seed, with the same budget; ``callback(run)`` after each. The runs are
+    independent: on a CPU they train side by side, one process per core (``env.starmap``)."""
     runs = []
-    for scheduler in s.schedulers:
-        for seed in s.seeds:
-            runs.append(run_one(s, scheduler, seed, progress))
-            if callback:
-                callback(runs[-1])
+    jobs = [(s, scheduler, seed, progress) for scheduler in s.schedulers for seed in s.seeds]
+    for run in env.starmap(run_one, jobs):
+        runs.append(run)
+        if callback:
+            callback(run)
     return runs
 
 

@@ -138,12 +138,13 @@ def run_one(s: Study, fmt: str, progress: bool = False, cfg: TrainConfig | None 
 
 
 def run(s: Study, progress: bool = False, callback=None) -> list[dict]:
-    """One student per format, each on ``s.tokens`` training tokens; ``callback(row)`` after each."""
+    """One student per format, each on ``s.tokens`` training tokens; ``callback(row)`` after each. The students
+    are independent: on a CPU they train side by side, one process per core (``env.starmap``)."""
     rows = []
-    for fmt in formats_of(s):
-        rows.append(run_one(s, fmt, progress))
+    for row in env.starmap(run_one, [(s, fmt, progress) for fmt in formats_of(s)]):
+        rows.append(row)
         if callback:
-            callback(rows[-1])
+            callback(row)
     return rows
 
 

@@ -174,7 +174,7 @@ def run(s: Study, progress: bool = False, callback=None) -> list[dict]:
             callback(row)
 
     if "specialist" in s.arms:
-        parts = [_specialist(s, t, progress) for t in s.tasks]
+        parts = list(env.starmap(_specialist, [(s, t, progress) for t in s.tasks]))  # side by side on a CPU
         add(_row("specialist", {p["task"]: p["accuracy"] for p in parts},
                  *(sum(p[key] for p in parts) for key in ("params", "bytes", "train_seconds", "train_tokens",
                                                           "train_flops")), k * s.steps_per_task, models=parts))
@@ -223,21 +223,26 @@ def transfer_matrix(s: Study, specialist_accuracy: dict | None = None, progress:
     if unknown or len(tasks) < 2:
         raise ValueError(f"tasks {list(tasks)!r}: need two or more of the study's tasks ({', '.join(s.tasks)})")
     spec = dict(specialist_accuracy) if specialist_accuracy else {
-        t: _specialist(s, t, progress)["accuracy"] for t in tasks}
-    pairs, formats = {}, formats_of(s)
-    for i, a in enumerate(tasks):
-        for b in tasks[i + 1:]:
-            model, tok, _ = _train(s, s.student, (a, b), 2 * s.steps_per_task, progress=progress)
-            pairs[f"{a}+{b}"] = evaluate_tasks(model, tok, (a, b), s.test_n, level=s.test_level,
-                                               max_new_tokens=s.eval_max_new_tokens, formats=formats)
-            if callback:
-                callback({"pair": (a, b), **pairs[f"{a}+{b}"]})
+        p["task"]: p["accuracy"] for p in env.starmap(_specialist, [(s, t, progress) for t in tasks])}
+    pairs = {}
+    jobs = [(s, a, b, progress) for i, a in enumerate(tasks) for b in tasks[i + 1:]]
+    for (_, a, b, _), acc in zip(jobs, env.starmap(_pair, jobs)):  # independent students: side by side on a CPU
+        pairs[f"{a}+{b}"] = acc
+        if callback:
+            callback({"pair": (a, b), **acc})
 
     def pair(a, b):
         return pairs.get(f"{a}+{b}") or pairs[f"{b}+{a}"]
 
     matrix = [[0.0 if a == b else pair(a, b)[b] - spec[b] for b in tasks] for a in tasks]
     return matrix, {"specialist": spec, "pair": pairs, "tasks": tasks}
+
+
+def _pair(s: Study, a: str, b: str, progress: bool = False) -> dict:
+    """A student trained on tasks ``a`` and ``b`` (2 x steps_per_task, uniform mix): its accuracy on each."""
+    model, tok, _ = _train(s, s.student, (a, b), 2 * s.steps_per_task, progress=progress)
+    return evaluate_tasks(model, tok, (a, b), s.test_n, level=s.test_level, max_new_tokens=s.eval_max_new_tokens,
+                          formats=formats_of(s))
 
 
 def learned_tasks(s: Study, verdict_: dict) -> tuple[str, ...]:

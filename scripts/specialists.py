@@ -9,7 +9,8 @@ recipe is kept as it is; a missing or stale one (its card's recipe key is not th
 recipe (`recipes.specialist(task, fresh=True)`, cached under ~/.cache/workbench/specialists) and shipped
 (`recipes.ship`: float16 weights where they score as float32 did). Other profiles train and cache only. Each
 card's test accuracy at the BBH level, accuracy by level, parameters, bytes on disk, training time and latency
-go to reports/results.json.
+go to reports/results.json. The laptop profile also ships notebook 03's SmolLM2 + LoRA teacher in data/teachers
+(`studies.distillation.ship_teacher`: float16 adapters) when the one there was made by another recipe.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 
 from workbench import tasks
 from workbench.core import env, recipes, report
+from workbench.studies import distillation
 
 
 def main() -> int:
@@ -61,6 +63,13 @@ def main() -> int:
         report.record(f"{key}/latency_ms", round(ev["latency_ms"], 1), profile=prof)
         print(json.dumps({"task": name, "profile": prof, "accuracy": ev["accuracy"], "by_level": ev["by_level"],
                           "params": card["params"], "train_seconds": round(card["train_seconds"])}), flush=True)
+    kd = distillation.study(prof)
+    if prof == recipes.SHIPPED_PROFILE and not args.quick and kd.task in names:
+        cfg = distillation.lora_teacher_config(prof)
+        if args.retrain or not (distillation.SHIPPED_TEACHERS / distillation.teacher_id(kd.task, cfg)).is_dir():
+            card = distillation.ship_teacher(kd.task, cfg)
+            print(f"shipped {distillation.SHIPPED_TEACHERS / card['id']}: {card['eval']['accuracy']:.0%} "
+                  f"(as trained {card['trained_eval']['accuracy']:.0%})", flush=True)
     print(report.write_markdown(prof))
     return 0
 

@@ -1,6 +1,7 @@
 """The specialists the repository ships (data/specialists): made by the current recipes, and scoring what their
 cards say (so README's specialist figures are checked by CI)."""
 
+import dataclasses
 import json
 import shutil
 
@@ -93,3 +94,40 @@ def test_ship_stores_float16_only_where_accuracy_holds_and_keeps_the_weights(tmp
     for name, p in original.named_parameters():  # loaded as float32 either way
         assert torch.equal(stored[name], p.half().float() if dtype == "float16" else p)
     assert (recipes.shipped_folder("boolean_expressions") / "README.md").exists()
+
+
+# notebook 03's SmolLM2 + LoRA teacher (data/teachers) -----------------------------------------------------------
+def _teacher():
+    from workbench.studies import distillation as ds
+
+    task, cfg = ds.study("laptop").task, ds.lora_teacher_config("laptop")
+    return ds, task, cfg, ds.SHIPPED_TEACHERS / ds.teacher_id(task, cfg)
+
+
+def test_the_shipped_lora_teacher_was_made_by_its_current_recipe():
+    ds, task, cfg, folder = _teacher()
+    assert (folder / "workbench.json").exists(), (
+        f"no shipped LoRA teacher for the current laptop recipe in {folder}: run `make specialists`")
+    card = artifacts.read_card(folder)
+    assert card["id"] == folder.name and card["lora"] == dataclasses.asdict(cfg) and card["stored_dtype"] == "float16"
+    assert (folder / "README.md").read_text() == artifacts.model_card(card)
+    others = [p.name for p in ds.SHIPPED_TEACHERS.iterdir() if p.name != folder.name]
+    assert not others, f"data/teachers also holds {others}: teachers of older recipes (`ship_teacher` removes them)"
+    total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    assert total < 6e6, f"the shipped teacher takes {total / 1e6:.1f} MB"
+
+
+@pytest.mark.slow  # 100 rationales from a 135M-parameter model
+def test_the_shipped_lora_teacher_loads_without_training_and_scores_what_its_card_says(monkeypatch, tmp_path):
+    from workbench import lora
+
+    ds, task, cfg, folder = _teacher()
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))  # nothing cached: only the shipped adapters can load
+    monkeypatch.setattr(lora, "finetune", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    model, tok, card = ds.lora_teacher(task, cfg)
+    assert card["id"] == folder.name and not (tmp_path / "teachers").exists()
+    ev = ds._score_teacher(model, tok, task, cfg)
+    assert abs(ev["accuracy"] - card["eval"]["accuracy"]) <= 0.02, (
+        f"the shipped teacher scores {ev['accuracy']:.0%}; its card says {card['eval']['accuracy']:.0%}")
+    with pytest.raises(AssertionError, match="trained"):  # fresh: the recipe's own run, never the shipped one
+        ds.lora_teacher(task, cfg, fresh=True)

@@ -72,7 +72,9 @@ def write_card(out: Path, card: dict) -> None:
 
 
 def model_card(card: dict) -> str:
-    """A human-readable card from the JSON one."""
+    """A human-readable card from the JSON one (a LoRA teacher's adapters, whose card has ``lora``: `adapter_card`)."""
+    if "lora" in card:
+        return adapter_card(card)
     ev = card.get("eval", {})
     levels = ", ".join(f"L{k}: {100 * v:.0f}%" for k, v in sorted(ev.get("by_level", {}).items()))
     lines = [
@@ -155,3 +157,23 @@ def rebuild(path: str | Path, spec_file: str, what: str):
     spec = read_json(path / spec_file, f"{what} spec")
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path)).eval()
     return model, load_tokenizer(str(path)), spec, load_file(path / "model.safetensors")
+
+
+def adapter_card(card: dict) -> str:
+    """The model card of a pretrained model's LoRA adapters (notebook 03's teacher) from its JSON card."""
+    ev, lo = card["eval"], card["lora"]
+    return "\n".join([
+        f"# {card['name']}", "", card["description"], "",
+        "| field | value |", "|---|---|",
+        f"| base model | `{card['base']}` (loaded offline by `workbench.core.models.load_pretrained`) |",
+        f"| LoRA | rank {lo['rank']}, {lo['steps']} steps of {lo['batch_size']} rationales, lr {lo['lr']} |",
+        f"| trainable parameters | {card['trainable']:,} of {card['params']:,} |",
+        f"| adapters stored as | {card.get('stored_dtype', 'float32')} (computed in float32) |",
+        f"| test accuracy (BBH level, n={ev['n']}, as stored) | {100 * ev['accuracy']:.1f}% |",
+        *([f"| test accuracy as trained | {100 * card['trained_eval']['accuracy']:.1f}% |"]
+          if "trained_eval" in card else []),
+        f"| training time | {card['train_seconds']:.0f} s ({card['seconds_per_step']:.1f} s a step) |",
+        "",
+        f"Load it with `workbench.studies.distillation.lora_teacher({card['tasks'][0]!r}, "
+        "workbench.studies.distillation.lora_teacher_config())`: the folder name is the recipe's key, so a changed "
+        "recipe trains its own teacher; `make specialists` refreshes the shipped one.", ""])

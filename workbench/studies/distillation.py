@@ -80,7 +80,7 @@ def specialist_teacher(s: Study, progress: bool = False):
 class LoraTeacher:
     base: str = "smollm2-135m-instruct"  # a name load_pretrained knows, a folder, or a hub id
     rank: int = 8
-    steps: int = 60  # ~3.7 s a step of 16 rationales on 2 cores: about four minutes, once (cached after)
+    steps: int = 120  # ~3.7 s a step of 16 rationales on 2 cores: about eight minutes; laptop ships it (data/teachers)
     batch_size: int = 16
     lr: float = 1e-3
     test_n: int = 100  # test examples at the BBH level the card reports (the study's test set when n matches)
@@ -94,26 +94,35 @@ def lora_teacher_config(profile: str | None = None, **overrides) -> LoraTeacher:
     return env.sized(LoraTeacher, profile, **overrides)
 
 
-def lora_teacher(task: str, cfg: LoraTeacher, progress: bool = False):
+SHIPPED_TEACHERS = Path(__file__).resolve().parents[2] / "data" / "teachers"  # `ship_teacher`'s adapters
+
+
+def teacher_id(task: str, cfg: LoraTeacher) -> str:
+    """The name of this recipe's teacher: its cache folder, its shipped folder and the id of its cached texts."""
+    key = hashlib.sha256(json.dumps({"task": task, **asdict(cfg)}, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{Path(cfg.base).name}-{task}-{key}"
+
+
+def lora_teacher(task: str, cfg: LoraTeacher, progress: bool = False, fresh: bool = False):
     """(model, tokenizer, card): a pretrained model fine-tuned with LoRA on the task's rationales, adapters
-    merged. The adapters (a few MB, safetensors) and the card are cached; later calls only load them. The
-    card's ``id`` names this recipe (its cache folder): the teacher id for ``teacher_texts``."""
+    merged. The adapters the repository ships (``data/teachers``, `ship_teacher`) are loaded when they were made
+    by this recipe (their folder is named by it); otherwise the adapters (a few MB, safetensors) and the card are
+    trained once and cached, and later calls only load them (``fresh``: never the shipped ones). The card's
+    ``id`` names this recipe: the teacher id for ``teacher_texts``."""
     from peft import PeftModel
 
     from workbench import lora
     from workbench.core.artifacts import read_card, write_card
-    from workbench.core.evaluate import EvalConfig, evaluate
     from workbench.core.files import readable
     from workbench.core.measure import count_params
     from workbench.core.models import cache_dir, load_pretrained
-    from workbench.tasks import splits
 
-    key = hashlib.sha256(json.dumps({"task": task, **asdict(cfg)}, sort_keys=True).encode()).hexdigest()[:12]
-    folder = cache_dir() / "teachers" / f"{Path(cfg.base).name}-{task}-{key}"
+    folder = cache_dir() / "teachers" / teacher_id(task, cfg)
     model, tok = load_pretrained(cfg.base)
-    if (folder / "workbench.json").exists():
-        merged = lora.merge(PeftModel.from_pretrained(model, folder))
-        return merged, tok, {**read_card(folder), "id": folder.name}
+    for where in ([] if fresh else [SHIPPED_TEACHERS / folder.name]) + [folder]:
+        if (where / "workbench.json").exists():
+            merged = lora.merge(PeftModel.from_pretrained(model, where))
+            return merged, tok, {**read_card(where), "id": folder.name}
     t0 = time.perf_counter()
     run = lora.finetune(model, tok, task, rank=cfg.rank, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                         rationale=True)
@@ -122,18 +131,66 @@ def lora_teacher(task: str, cfg: LoraTeacher, progress: bool = False):
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     run["model"].save_pretrained(tmp, safe_serialization=True)
     merged = lora.merge(run["model"])
-    test = splits.load(task, "test", level=_bbh(task), n=cfg.test_n)
-    cap = 32 if cfg.steps < 10 else None
-    res = evaluate(merged, tok, task, test, EvalConfig(rationale=True, batch_size=32, max_new_tokens=cap))
     card = {"name": f"{cfg.base} + LoRA r={cfg.rank} on {task}", "id": folder.name, "tasks": [task], "base": cfg.base,
             "description": f"`{cfg.base}` with rank-{cfg.rank} LoRA adapters fine-tuned by small-reasoners on the "
                            f"rationales of `{task}`; this folder holds the adapters only (peft, safetensors).",
             "lora": asdict(cfg), "params": count_params(merged), "trainable": run["trainable"],
             "train_seconds": seconds, "seconds_per_step": run["seconds_per_step"],
-            "eval": {"n": res.n, "accuracy": res.accuracy, "latency_ms": res.latency_ms, "max_new_tokens": cap}}
+            "eval": _score_teacher(merged, tok, task, cfg)}
     write_card(tmp, card)  # the card last: a folder with a card is complete
     os.replace(readable(tmp), folder)
     return merged, tok, card
+
+
+def _score_teacher(model, tokenizer, task: str, cfg: LoraTeacher) -> dict:
+    """The card's ``eval``: the teacher's rationales and answers on ``cfg.test_n`` BBH-level test questions."""
+    from workbench.core.evaluate import EvalConfig, evaluate
+    from workbench.tasks import splits
+
+    test = splits.load(task, "test", level=_bbh(task), n=cfg.test_n)
+    cap = 32 if cfg.steps < 10 else None
+    res = evaluate(model, tokenizer, task, test, EvalConfig(rationale=True, batch_size=32, max_new_tokens=cap))
+    return {"n": res.n, "accuracy": res.accuracy, "latency_ms": res.latency_ms, "max_new_tokens": cap}
+
+
+def ship_teacher(task: str, cfg: LoraTeacher, progress: bool = False) -> dict:
+    """Ship this recipe's LoRA teacher in ``data/teachers`` so a workshop loads it instead of training it: the
+    adapters (trained once, cached) stored in float16, scored again as stored (the card's ``eval``; the trained
+    adapters' score stays as ``trained_eval``), with the card and a model card. Shipped teachers of the same base
+    and task made by other recipes are removed. Returns the new card."""
+    import shutil
+
+    from peft import PeftModel
+    from safetensors.torch import load_file, save_file
+
+    from workbench import lora
+    from workbench.core.artifacts import read_card, write_card
+    from workbench.core.files import readable
+    from workbench.core.models import cache_dir, load_pretrained
+
+    lora_teacher(task, cfg, progress=progress, fresh=True)  # the recipe's own run: trained now or cached
+    name = teacher_id(task, cfg)
+    src = cache_dir() / "teachers" / name
+    SHIPPED_TEACHERS.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=SHIPPED_TEACHERS))
+    tensors = load_file(src / "adapter_model.safetensors")
+    save_file({k: v.half().contiguous() for k, v in tensors.items()}, tmp / "adapter_model.safetensors",
+              metadata={"format": "pt"})
+    shutil.copy(src / "adapter_config.json", tmp / "adapter_config.json")
+    model, tok = load_pretrained(cfg.base)
+    merged = lora.merge(PeftModel.from_pretrained(model, tmp))
+    trained = read_card(src)
+    card = {**trained, "id": name, "stored_dtype": "float16", "trained_eval": trained["eval"],
+            "eval": _score_teacher(merged, tok, task, cfg)}
+    write_card(tmp, card)
+    for old in SHIPPED_TEACHERS.glob(f"{Path(cfg.base).name}-{task}-*"):
+        if old.name != name:
+            shutil.rmtree(old)
+    if (SHIPPED_TEACHERS / name).exists():
+        shutil.rmtree(SHIPPED_TEACHERS / name)
+    os.replace(readable(tmp), SHIPPED_TEACHERS / name)
+    return card
+
 
 
 def _cache_file(kind: str, key: dict) -> Path:
@@ -250,14 +307,13 @@ def curve(s: Study, teacher, tokenizer, texts: list[Example], labelled: list[Exa
 
     test = test_set(s)
     runs = []
-    for share in s.fractions:
-        for regime in s.regimes:
-            if share >= 1.0 and s.full_regimes is not None and regime not in s.full_regimes:
-                continue
-            runs.append(run_one(s, regime, share, labelled, texts, teacher, tokenizer, test, progress=progress))
-            run = runs[-1]
-            if callback:
-                callback(run)
+    jobs = [(s, regime, share, labelled, texts, teacher, tokenizer, test, None, None, progress)
+            for share in s.fractions for regime in s.regimes
+            if not (share >= 1.0 and s.full_regimes is not None and regime not in s.full_regimes)]
+    for run in env.starmap(run_one, jobs):  # independent students: side by side on a CPU, a process per core
+        runs.append(run)
+        if callback:
+            callback(run)
     return runs
 
 
@@ -281,19 +337,20 @@ def verdict(runs: list[dict], max_share: float = 0.25) -> dict:
             "met": bool(full is not None and best and best["accuracy"] >= full)}
 
 
-
-
 def divergences(s: Study, labelled, texts, teacher, tokenizer, callback=None, done=()) -> list[dict]:
     """logit_kd at ``s.side_share`` once per divergence (forward KL, reverse KL, JSD), same student and steps.
     ``done``: runs already made (the curve's), reused where one matches."""
 
     test = test_set(s)
+    made = {r["loss"]: r for r in done if r["regime"] == "logit_kd" and r["share"] == s.side_share}
+    todo = [loss for loss in distill.LOSSES if loss not in made]
+    jobs = [(s, "logit_kd", s.side_share, labelled, texts, teacher, tokenizer, test, loss) for loss in todo]
+    trained = iter(list(env.starmap(run_one, jobs)))  # side by side on a CPU, a process per core
     runs = []
     for loss in distill.LOSSES:
-        run = next((r for r in done if r["regime"] == "logit_kd" and r["loss"] == loss
-                    and r["share"] == s.side_share), None)
+        run = made.get(loss)
         if run is None:
-            run = run_one(s, "logit_kd", s.side_share, labelled, texts, teacher, tokenizer, test, loss=loss)
+            run = next(trained)
             run.pop("model")
         runs.append(run)
         if callback:

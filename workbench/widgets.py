@@ -95,11 +95,12 @@ class PruningExplorer:
 
     SPARSITIES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
-    def __init__(self, model, tokenizer, task: str, examples, rows=(), recovery_steps: int = 100):
+    def __init__(self, model, tokenizer, task: str, examples, rows=(), recovery_steps: int = 100,
+                 recovery_batch: int = 16):
         from workbench import prune
 
         self.model, self.tokenizer, self.task, self.examples = model, tokenizer, task, examples
-        self.recovery_steps = recovery_steps
+        self.recovery_steps, self.recovery_batch = recovery_steps, recovery_batch
         self.cache: dict[tuple, dict] = {}
         self.computed = 0  # settings computed here (not taken from ``rows``)
         for r in rows:
@@ -134,7 +135,8 @@ class PruningExplorer:
             m = copy_model(self.model)
             masks = prune.prune_with(m, self.tokenizer, method, amount, self.texts)
             if recovered:
-                m = prune.recover(m, self.tokenizer, self.task, masks, steps=self.recovery_steps)
+                m = prune.recover(m, self.tokenizer, self.task, masks, steps=self.recovery_steps,
+                                  batch_size=self.recovery_batch)
             label = f"{method} {amount:.0%}" + (" + recovery" if recovered else "")
             self.cache[key] = prune.account(m, self.tokenizer, self.task, self.examples, label)
             self.computed += 1

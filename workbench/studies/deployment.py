@@ -34,7 +34,8 @@ class Study:
 
     n: int = 100  # tool_call test requests, spread evenly over the split (all levels)
     batch: int = 8  # requests generated together on the batched path
-    runtime_n: int = 20  # requests through the exported runtimes without a KV cache (slower; with one: n)
+    runtime_n: int = 20  # requests through the slow paths: exported runtimes without a KV cache, transformers'
+    # forward and generate (the lean path's answers, slower); the others answer n
     pretrained: str = "smollm2-135m-instruct"  # the general-purpose router it is compared with
     pretrained_n: int = 8
     check_n: int = 400  # test requests for the exported runtimes' greedy check (400: the whole split)
@@ -68,20 +69,22 @@ def benchmark(model, tokenizer, st: Study | None = None, folder: str | Path | No
     int8 = quantize.dynamic_int8(model)
     budget = st.max_new_tokens
     kw = dict(max_new_tokens=budget, rationale=rationale)
+    # full-sequence forwards at every step (exported runtimes without a KV cache) and the transformers paths, which
+    # give the lean path's answers at several times its latency: fewer requests, the same spread over the levels
+    fewer = deploy.requests(st.runtime_n)
     specs = [  # the specialist's rows decode on the lean path where it applies (``decoder`` says), else transformers
         ("specialist fp32, constrained", Router(model, tokenizer, **kw), examples, 1, fp32),
-        ("specialist fp32, constrained, transformers forward", Router(model, tokenizer, lean=False, **kw), examples,
+        ("specialist fp32, constrained, transformers forward", Router(model, tokenizer, lean=False, **kw), fewer,
          1, fp32),
         ("specialist fp32, free", Router(model, tokenizer, constrained=False, **kw), examples, 1, fp32),
         ("specialist fp32, free, transformers generate", Router(model, tokenizer, constrained=False, lean=False, **kw),
-         examples, 1, fp32),
+         fewer, 1, fp32),
         (f"specialist fp32, free, batch {st.batch}", Router(model, tokenizer, constrained=False, **kw), examples,
          st.batch, fp32),
         ("specialist int8, constrained", Router(int8, tokenizer, **kw), examples, 1,
          quantize.linear_bytes(int8) + fp32 - quantize.linear_bytes(model)),
     ]
     if folder is not None:
-        fewer = deploy.requests(st.runtime_n)  # full-sequence forwards at every step: fewer requests, same spread
         for runner in (runtimes.OnnxRunner(folder, tokenizer=tokenizer),
                        runtimes.OnnxRunner(folder, int8=True, tokenizer=tokenizer),
                        runtimes.OnnxKVRunner(folder, tokenizer=tokenizer),

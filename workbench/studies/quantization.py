@@ -32,6 +32,7 @@ class Study:
     eval_n: int = 100  # BBH-level test questions per variant
     recovery_steps: int = 100  # fine-tune after low-rank factorisation
     qat_steps: int = 100  # quantization-aware fine-tune
+    recovery_batch: int = 16  # examples a recovery or QAT step; 16 scored as 32 did (or better) in half the time
     ranks: tuple[int, ...] = (32, 16)  # low-rank variants (one rank for every layer)
     lora_model: str = "smollm2-135m-instruct"  # the real pretrained model LoRA fine-tunes
     lora_ranks: tuple[int, ...] = (1, 8)
@@ -43,7 +44,7 @@ class Study:
     SIZES: ClassVar[dict] = {
         "smoke": dict(eval_n=4, recovery_steps=4, qat_steps=4, ranks=(16,), lora_ranks=(1,), lora_steps=2,
                       lora_batch=2, lora_n=2),
-        "gpu": dict(lora_ranks=(1, 2, 4, 8, 16), lora_steps=200, lora_batch=16, lora_n=100),
+        "gpu": dict(lora_ranks=(1, 2, 4, 8, 16), lora_steps=200, lora_batch=16, lora_n=100, recovery_batch=32),
     }
 
 
@@ -69,13 +70,14 @@ def run(model, tokenizer, s: Study, examples, callback=None) -> list[dict]:
     add(quantize.dynamic_int8(model), "int8 dynamic", quantize.save, model)
     add(quantize.weight_only(model, 8), "int8 weight-only", quantize.save, model)
     add(quantize.weight_only(model, 4), "int4 weight-only", quantize.save, model)
-    qat = quantize.qat_finetune(model, tokenizer, s.task, bits=4, steps=s.qat_steps)
+    qat = quantize.qat_finetune(model, tokenizer, s.task, bits=4, steps=s.qat_steps, batch_size=s.recovery_batch)
     add(qat, f"int4 QAT ({s.qat_steps} steps)", quantize.save, model)
     for r in s.ranks:
         small = lowrank.factorize(model, rank=r)
         add(small, f"low-rank r={r}", lowrank.save)
         if s.recovery_steps:
-            small = recover(copy_model(small), tokenizer, s.task, None, steps=s.recovery_steps)
+            small = recover(copy_model(small), tokenizer, s.task, None, steps=s.recovery_steps,
+                            batch_size=s.recovery_batch)
             add(small, f"low-rank r={r} + recovery", lowrank.save)
     return rows
 

@@ -167,9 +167,9 @@ def setup(seed: int = 0, profile_override: str | None = None) -> Setup:
 # independent trainings side by side ------------------------------------------------------------------------------
 def workers(jobs: int) -> int:
     """How many processes run ``jobs`` independent trainings at once: ``WORKBENCH_WORKERS`` where set, else one per
-    core on a CPU in laptop (a student of a few hundred thousand parameters trains ~10% faster on a second torch
-    thread but twice as fast beside a second one-thread process, measured on 2 cores), and 1 in smoke (seconds-long
-    runs: starting processes would cost more) or with CUDA. Never more than ``jobs``."""
+    core on a CPU in laptop (a 0.1M student trains ~25% faster on a second torch thread but ~1.8x as fast beside a
+    second one-thread process, measured on 2 cores; a 0.82M one gains as much from the thread, so those train in
+    turn), and 1 in smoke (seconds-long runs: starting processes would cost more) or with CUDA. At most ``jobs``."""
     n = _positive_env("WORKBENCH_WORKERS")
     if n is None:
         import torch

@@ -138,13 +138,14 @@ def run_one(s: Study, fmt: str, progress: bool = False, cfg: TrainConfig | None 
 
 
 def run(s: Study, progress: bool = False, callback=None) -> list[dict]:
-    """One student per format, each on ``s.tokens`` training tokens; ``callback(row)`` after each. The students
-    are independent: on a CPU they train side by side, one process per core (``env.starmap``)."""
+    """One student per format, each on ``s.tokens`` training tokens; ``callback(row)`` after each. They train one
+    after another on every core: 0.82M students gain from a second torch thread what a second process would give
+    (the lesson's two: 156 s side by side in one-thread processes, 153 s in turn in the run before, measured)."""
     rows = []
-    for row in env.starmap(run_one, [(s, fmt, progress) for fmt in formats_of(s)]):
-        rows.append(row)
+    for fmt in formats_of(s):
+        rows.append(run_one(s, fmt, progress))
         if callback:
-            callback(row)
+            callback(rows[-1])
     return rows
 
 

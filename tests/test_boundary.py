@@ -570,6 +570,23 @@ def test_artifacts_are_readable_by_other_users(tiny_student, tmp_path):
     assert modes and all(m == 0o644 for m in modes.values()), modes
 
 
+def test_replacing_a_shipped_folder_keeps_the_new_one_whole_and_removes_only_stale_copies(tmp_path):
+    import tempfile
+
+    from workbench.core.files import replace_folder
+
+    dest, stale, mine = tmp_path / "task-new", tmp_path / "task-older", tmp_path / "notes"
+    for folder, text in ((dest, "before"), (stale, "older"), (mine, "user's")):
+        folder.mkdir()
+        (folder / "f").write_text(text)
+    tmp = Path(tempfile.mkdtemp(dir=tmp_path))  # private (0700), as mkdtemp makes it
+    (tmp / "f").write_text("after")
+    assert replace_folder(tmp, dest, stale=tmp_path.glob("task-*")) == dest
+    assert (dest / "f").read_text() == "after" and dest.stat().st_mode & 0o777 == 0o755
+    assert not tmp.exists() and not stale.exists() and (mine / "f").read_text() == "user's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "task-new"]  # nothing left aside
+
+
 def test_constrained_decoding_is_capped_by_the_context(tiny_student):
     from workbench.agent.constrain import CallGrammar, constrained_generate
     from workbench.agent.router import Registry

@@ -259,3 +259,14 @@ def test_the_lora_teacher_row_reads_its_card_only_when_it_scored_the_same_questi
         assert ds.teacher_row("T", None, None, card, ds.Study(**other))["accuracy"] == "scored now"
     old_card = {**card, "eval": {k: v for k, v in card["eval"].items() if k != "max_new_tokens"}}  # cap unknown
     assert ds.teacher_row("T", None, None, old_card, s)["accuracy"] == "scored now"
+
+
+def test_a_specialist_teachers_id_follows_its_recipe_and_stored_dtype():
+    from workbench.studies import distillation
+
+    card = {"name": "boolean_expressions specialist (laptop)", "params": 818_176, "recipe_key": "aaa",
+            "stored_dtype": "float16"}
+    same = distillation.specialist_id(dict(card))
+    assert distillation.specialist_id(dict(card)) == same
+    assert distillation.specialist_id({**card, "recipe_key": "bbb"}) != same  # re-shipped: texts made again
+    assert distillation.specialist_id({**card, "stored_dtype": "float32"}) != same

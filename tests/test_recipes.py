@@ -93,9 +93,10 @@ def test_the_quick_recipes_are_sized_for_every_task():
 def test_the_quick_run_trains_once_at_its_budget_then_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
     monkeypatch.setitem(recipes.QUICK_STEPS, "boolean_expressions", 8)
+    monkeypatch.setitem(recipes.QUICK_BATCH, "boolean_expressions", 4)
     card = recipes.quick("boolean_expressions", progress=False)
     assert card["train"]["steps"] == 8 and card["profile"] == "laptop" and card["eval"]["n"] > 0
-    assert card["train"]["batch_size"] == 16 != recipes.recipe("boolean_expressions", "laptop")[1].batch_size
+    assert card["train"]["batch_size"] == 4 != recipes.recipe("boolean_expressions", "laptop")[1].batch_size
     (folder,) = (tmp_path / "specialists").iterdir()
     assert folder.name == f"boolean_expressions-quick-{card['recipe_key']}"
     assert card["recipe_key"] != recipes.key("boolean_expressions", "laptop")  # not the shipped recipe's

@@ -48,6 +48,24 @@ def readable(path: str | Path) -> Path:
     return path
 
 
+def replace_folder(tmp: str | Path, dest: str | Path, stale=()) -> Path:
+    """Put the finished folder ``tmp`` at ``dest`` with ordinary permissions, replacing the folder there (kept
+    aside until the new one is in place), then remove the ``stale`` folders (other recipes' older copies)."""
+    import shutil
+
+    tmp, dest = Path(tmp), Path(dest)
+    old = dest.with_name(f".{dest.name}-old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(readable(tmp), dest)
+    shutil.rmtree(old, ignore_errors=True)
+    for folder in map(Path, stale):
+        if folder != dest:
+            shutil.rmtree(folder, ignore_errors=True)
+    return dest
+
+
 def write_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file and a rename; the folder is created if missing."""
     path = Path(path)

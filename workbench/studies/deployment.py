@@ -72,6 +72,8 @@ def benchmark(model, tokenizer, st: Study | None = None, folder: str | Path | No
     # full-sequence forwards at every step (exported runtimes without a KV cache) and the transformers paths, which
     # give the lean path's answers at several times its latency: fewer requests, the same spread over the levels
     fewer = deploy.requests(st.runtime_n)
+    int8_router = Router(int8, tokenizer, **kw)  # dynamic int8 linears: the lean path does not take them
+    int8_lean = int8_router.decoder == "lean"
     specs = [  # the specialist's rows decode on the lean path where it applies (``decoder`` says), else transformers
         ("specialist fp32, constrained", Router(model, tokenizer, **kw), examples, 1, fp32),
         ("specialist fp32, constrained, transformers forward", Router(model, tokenizer, lean=False, **kw), fewer,
@@ -81,8 +83,8 @@ def benchmark(model, tokenizer, st: Study | None = None, folder: str | Path | No
          fewer, 1, fp32),
         (f"specialist fp32, free, batch {st.batch}", Router(model, tokenizer, constrained=False, **kw), examples,
          st.batch, fp32),
-        ("specialist int8, constrained", Router(int8, tokenizer, **kw), examples, 1,
-         quantize.linear_bytes(int8) + fp32 - quantize.linear_bytes(model)),
+        ("specialist int8, constrained" + ("" if int8_lean else ", transformers forward"), int8_router,
+         examples if int8_lean else fewer, 1, quantize.linear_bytes(int8) + fp32 - quantize.linear_bytes(model)),
     ]
     if folder is not None:
         for runner in (runtimes.OnnxRunner(folder, tokenizer=tokenizer),

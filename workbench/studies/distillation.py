@@ -76,6 +76,12 @@ def specialist_teacher(s: Study, progress: bool = False):
     return specialist(s.task, s.teacher_profile, progress=progress)
 
 
+def specialist_id(card: dict) -> str:
+    """The identity of a specialist teacher for ``teacher_texts``' cache: its name, the recipe that made it and the
+    dtype its weights are stored in, so a re-shipped or retrained specialist never reuses another's texts."""
+    return f"specialist:{card['name']}:{card.get('recipe_key')}:{card.get('stored_dtype', 'float32')}"
+
+
 @dataclass
 class LoraTeacher:
     base: str = "smollm2-135m-instruct"  # a name load_pretrained knows, a folder, or a hub id
@@ -165,30 +171,29 @@ def ship_teacher(task: str, cfg: LoraTeacher, progress: bool = False) -> dict:
 
     from workbench import lora
     from workbench.core.artifacts import read_card, write_card
-    from workbench.core.files import readable
+    from workbench.core.files import replace_folder
     from workbench.core.models import cache_dir, load_pretrained
 
-    lora_teacher(task, cfg, progress=progress, fresh=True)  # the recipe's own run: trained now or cached
     name = teacher_id(task, cfg)
     src = cache_dir() / "teachers" / name
+    if not (src / "workbench.json").exists():  # the recipe's own run, trained once (its card is written last)
+        lora_teacher(task, cfg, progress=progress, fresh=True)
     SHIPPED_TEACHERS.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=SHIPPED_TEACHERS))
-    tensors = load_file(src / "adapter_model.safetensors")
-    save_file({k: v.half().contiguous() for k, v in tensors.items()}, tmp / "adapter_model.safetensors",
-              metadata={"format": "pt"})
-    shutil.copy(src / "adapter_config.json", tmp / "adapter_config.json")
-    model, tok = load_pretrained(cfg.base)
-    merged = lora.merge(PeftModel.from_pretrained(model, tmp))
-    trained = read_card(src)
-    card = {**trained, "id": name, "stored_dtype": "float16", "trained_eval": trained["eval"],
-            "eval": _score_teacher(merged, tok, task, cfg)}
-    write_card(tmp, card)
-    for old in SHIPPED_TEACHERS.glob(f"{Path(cfg.base).name}-{task}-*"):
-        if old.name != name:
-            shutil.rmtree(old)
-    if (SHIPPED_TEACHERS / name).exists():
-        shutil.rmtree(SHIPPED_TEACHERS / name)
-    os.replace(readable(tmp), SHIPPED_TEACHERS / name)
+    try:
+        tensors = load_file(src / "adapter_model.safetensors")
+        save_file({k: v.half().contiguous() for k, v in tensors.items()}, tmp / "adapter_model.safetensors",
+                  metadata={"format": "pt"})
+        shutil.copy(src / "adapter_config.json", tmp / "adapter_config.json")
+        model, tok = load_pretrained(cfg.base)
+        merged = lora.merge(PeftModel.from_pretrained(model, tmp))
+        trained = read_card(src)
+        card = {**trained, "id": name, "stored_dtype": "float16", "trained_eval": trained["eval"],
+                "eval": _score_teacher(merged, tok, task, cfg)}
+        write_card(tmp, card)
+        replace_folder(tmp, SHIPPED_TEACHERS / name, stale=SHIPPED_TEACHERS.glob(f"{Path(cfg.base).name}-{task}-*"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return card
 
 

@@ -85,15 +85,14 @@ LAPTOP: dict[str, tuple[StudentConfig, TrainConfig]] = {
 # (19% at 5,400 steps of 16 against 26% at 2,400 of 32) until it had more steps: at 7,200 steps of 16 (13.7 min on 2
 # cores) 56% at level 2, against 50% for as many examples in 3,600 steps of 32. `python scripts/specialists.py
 # --quick` trains them (cached, never shipped) and records their scores.
-# dyck_languages runs at batch 8; its steps and arithmetic's were sized from `bench train` on a day this machine ran
-# 1.6-1.7x faster than on the day the others were sized (README: dyck 83% in 14.1 minutes at batch 8; arithmetic
-# 76% in 14.2 at batch 16, and 76% at batch 8 in 13.5; at the earlier day's rate the same steps take ~1.6x longer)
-QUICK_BATCH: dict[str, int] = {"dyck_languages": 8}
+# dyck's and arithmetic's steps were sized from `bench train` on a day this machine ran 1.6-1.7x faster than on the
+# day the others were sized (README: dyck 93% in 15.7 minutes, against 83% for batch 8 at about as many examples;
+# arithmetic 76% in 14.2, and 76% at batch 8 in 13.5; at the slower day's rate the same steps take ~1.6x longer)
+QUICK_BATCH: dict[str, int] = {}
 # step times at batch 16 (2 cores, compiled): dyck 0.228 s, arithmetic 0.257, word_sorting 0.147, boolean 0.153,
-# tool_call 0.114 (its 7,200 steps with validation: 822 s); on the faster day: arithmetic 0.161 at 16, dyck 0.071
-# at 8 (0.134 at 16);
+# tool_call 0.114 (its 7,200 steps with validation: 822 s); on the faster day: arithmetic 0.161, dyck 0.134;
 # about 88% of 15 minutes goes to steps (compiling and the quarterly validation take the rest)
-QUICK_STEPS = {"boolean_expressions": 5000, "word_sorting": 5400, "tool_call": 7200, "dyck_languages": 10880,
+QUICK_STEPS = {"boolean_expressions": 5000, "word_sorting": 5400, "tool_call": 7200, "dyck_languages": 5792,
                "multistep_arithmetic_two": 4800}
 
 

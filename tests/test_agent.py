@@ -241,6 +241,16 @@ def test_a_random_student_under_the_grammar_only_writes_allowed_calls(tiny_stude
             assert d.refused and not d.raw
 
 
+@pytest.mark.parametrize("rationale", [True, False])
+def test_a_students_default_budget_holds_the_longest_call(tiny_student, rationale):
+    # a student writes one character a token: the longest stored tool_call target must fit answer-only too
+    from workbench.tasks import splits
+
+    model, tok, _ = tiny_student
+    longest = max(len(e.target) for split in ("test", "validation", "train") for e in splits.load("tool_call", split))
+    assert longest > 160 and Router(model, tok, rationale=rationale).max_new_tokens >= longest + 1  # and its EOS
+
+
 def test_unconstrained_route_many_batches_and_keeps_order(tiny_student):
     model, tok, _ = tiny_student
     router = Router(model, tok, constrained=False, max_new_tokens=8)

@@ -142,3 +142,27 @@ def test_reply_formats_count_a_pass_per_rationale_token_and_per_chosen_call_char
         assert r["n"] == 6 and r["p50_ms"] > 0
     assert by["full rationale, then the JSON"]["tokens"] > by["tool rationale, then the JSON"]["tokens"]
     assert "| the JSON alone | 2 | 6 |" in deployment.format_table(rows)
+
+
+def test_reply_formats_leave_out_requests_past_the_context():
+    from workbench.core.tokenizer import CharTokenizer
+    from workbench.studies import deployment
+    from workbench.tasks import splits
+
+    tok = CharTokenizer()
+    exs = splits.load("tool_call", "test", level=4, n=12)
+    longest = [max(deployment._positions(tok, ex, f) for f in ("answer", "full", "tool", "rules")) for ex in exs]
+    context = sorted(longest)[len(longest) // 2]  # about half of them fit
+
+    class Bounded:  # a lean step with a context, refusing past it as LeanLlama does
+        def __init__(self):
+            self.context, self.at = context, 0
+
+        def __call__(self, ids, first=False):
+            self.at = (0 if first else self.at) + len(ids)
+            if self.at > self.context:
+                raise ValueError(f"{self.at} positions; this model reads at most {self.context}")
+
+    rows = deployment.reply_formats(Bounded(), tok, levels=(4,), n=12, repeats=1)
+    fit = sum(n <= context for n in longest)
+    assert 0 < fit < 12 and all(r["n"] == fit and r["past_context"] == 12 - fit for r in rows)

@@ -175,7 +175,7 @@ class Router:
     rationale: bool = True  # a student trained answer-only (its card's train.rationale is False) writes the JSON alone
     constrained: bool = True  # decode with the grammar of the allowed tools
     ground: bool = True  # constrained: free-text values must be copied from the request
-    max_new_tokens: int | None = None  # None: 480 for a student's rationale, 160 for a chat answer
+    max_new_tokens: int | None = None  # None: 480 for a student (one character a token), 160 for a chat answer
     max_chars: int = 2000  # longer requests are refused before the model sees them
     lean: bool = True  # decode with workbench.agent.lean where it applies (a tiny fp32 Llama, one char per token)
     jump: bool = True  # lean, constrained: feed the characters the grammar forces without a step each (LeanDecoder)
@@ -186,7 +186,8 @@ class Router:
         if self.kind not in ("student", "chat"):
             raise ValueError(f'kind must be "student" or "chat", got {self.kind!r}')
         self.registry = self.registry if self.registry is not None else Registry()
-        self.max_new_tokens = self.max_new_tokens or (480 if self.kind == "student" and self.rationale else 160)
+        # a student writes a character a token: a long call (a flight with every option) passes 160 on its own
+        self.max_new_tokens = self.max_new_tokens or (480 if self.kind == "student" else 160)
         self._grammar = CallGrammar(self.registry.schemas())  # shared when not grounded
 
     def route(self, request: str | bytes) -> Decision:

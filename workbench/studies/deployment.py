@@ -133,15 +133,24 @@ def reply_formats(lm, tokenizer, levels=(2, 4), n: int = 50, formats=("answer", 
     per request, the call's tool-name characters the model had to choose (a functional token, as in Octopus v2,
     would be one), and the median milliseconds per request (median of ``repeats`` passes over the requests).
 
+    A request whose reply in some format would not fit ``lm``'s context (its ``context`` attribute, where it has
+    one) is left out of every format's row, so the formats compare on the same requests; ``past_context`` counts
+    them.
+
     A format's accuracy is the trained model's, not the replay's: ``studies.formats`` trains one student per
     format at equal compute."""
     import statistics
 
     from workbench.tasks import splits
 
+    context = getattr(lm, "context", None)
     rows = []
     for level in levels:
-        examples = splits.load("tool_call", "test", level=level, n=n)
+        loaded = splits.load("tool_call", "test", level=level, n=n)
+        examples = [ex for ex in loaded
+                    if context is None or max(_positions(tokenizer, ex, fmt) for fmt in formats) <= context]
+        if not examples:
+            raise ValueError(f"no level-{level} request's reply fits this model's {context} positions")
         _replay(lm, tokenizer, examples[0], "full")  # warm-up
         for fmt in formats:
             passes, tokens, name_steps, ms = [], [], [], [[] for _ in range(repeats)]
@@ -153,10 +162,23 @@ def reply_formats(lm, tokenizer, levels=(2, 4), n: int = 50, formats=("answer", 
                     if rep == 0:
                         passes.append(p), tokens.append(w), name_steps.append(k)
             rows.append({"format": "the JSON alone" if fmt == "answer" else f"{fmt} rationale, then the JSON",
-                         "level": level, "n": len(examples), "tokens": statistics.mean(tokens),
+                         "level": level, "n": len(examples), "past_context": len(loaded) - len(examples),
+                         "tokens": statistics.mean(tokens),
                          "passes": statistics.mean(passes), "name_steps": statistics.mean(name_steps),
                          "p50_ms": statistics.median(statistics.median(m) for m in ms)})
     return rows
+
+
+def _head(ex, fmt: str) -> str:
+    """``ex``'s reference reply in ``fmt`` up to the answer prefix ("" for the JSON alone)."""
+    rationale = "" if fmt == "answer" else task_suite.get("tool_call").reformat(ex, fmt).rationale
+    return rationale[:rationale.rindex(task_suite.ANSWER_PREFIX) + len(task_suite.ANSWER_PREFIX)] if rationale else ""
+
+
+def _positions(tokenizer, ex, fmt: str) -> int:
+    """Positions the replay of ``ex`` in ``fmt`` fills at most: the prompt, the rationale, the call."""
+    return (len(tokenizer(student_prompt(ex.input)).input_ids)
+            + sum(len(tokenizer(text, add_special_tokens=False).input_ids) for text in (_head(ex, fmt), ex.target)))
 
 
 def _replay(lm, tokenizer, ex, fmt: str) -> tuple[int, int, int]:
@@ -164,8 +186,7 @@ def _replay(lm, tokenizer, ex, fmt: str) -> tuple[int, int, int]:
     ``fmt``, run through ``lm`` as the lean decoder would: the rationale a pass a token; the call a pass per
     character the model chooses, with the characters the grammar then forces."""
     grammar, target = CallGrammar(request=ex.input, ground=True), ex.target
-    rationale = "" if fmt == "answer" else task_suite.get("tool_call").reformat(ex, fmt).rationale
-    head = rationale[:rationale.rindex(task_suite.ANSWER_PREFIX) + len(task_suite.ANSWER_PREFIX)] if rationale else ""
+    head = _head(ex, fmt)
     head_ids = tokenizer(head, add_special_tokens=False).input_ids
     state = grammar.state()
     jump = grammar.forced(state, string.printable)  # the call's fixed opening

@@ -178,6 +178,62 @@ def test_tool_phrasings_held_out_are_never_trained():
         assert tiers[tool_vocab.HELDOUT_TIER] and not trained & set(tiers[tool_vocab.HELDOUT_TIER]), tool
 
 
+def test_distilled_phrasings_keep_every_slot_and_are_neither_hand_written_nor_held_out():
+    import string
+
+    from workbench.tasks.tool_call import GENERATORS
+
+    assert set(tool_vocab.DISTILLED) == set(GENERATORS) and all(len(p) >= 8 for p in tool_vocab.DISTILLED.values())
+    for tool, phrasings in tool_vocab.DISTILLED.items():
+        hand = {p for tier in tool_vocab.PHRASINGS[tool] for p in tier}
+        slots = {f for f in (f[1] for f in string.Formatter().parse(tool_vocab.PHRASINGS[tool][0][0])) if f}
+        for p in phrasings:
+            found = [f[1] for f in string.Formatter().parse(p) if f[1]]
+            assert sorted(found) == sorted(slots) and p not in hand, (tool, p)
+
+
+def test_tool_phrasings_file_follows_its_samples():
+    # the model run writes the samples; the filter (run here, no model) must give the committed phrasings
+    mod = _script("tool_phrasings")
+    have = json.loads(mod.DEST.read_text())
+    assert mod.DEST.read_text() == mod.committed.render(mod.build(have["samples"])), \
+        "run `python scripts/tool_phrasings.py`"
+    assert {k: tuple(v) for k, v in have["phrasings"].items()} == tool_vocab.DISTILLED
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("What's the weather like in Lyon?", "What's the weather like in {city}{tail}?"),
+    ("- Is it raining in Lyon today.", "Is it raining in {city}{tail} today."),
+    ("What's the weather like in Paris?", None),  # the prompt's value is missing
+    ("Lyon or Lyon, what is the weather?", None),  # twice
+    ("what's the weather in Lyon?", None),  # not a capital first
+    ("What's the weather in Lyon", None),  # no full stop or question mark
+    ("Tell me about Lyon, " + "and more " * 15 + "please.", None),  # too long
+])
+def test_tool_phrasings_filter(line, expected):
+    assert _script("tool_phrasings").template("get_weather", line, {"city": "Lyon"}) == expected
+
+
+def test_tool_phrasings_filter_keeps_titles_quoted_and_tails_after_their_slot():
+    tp = _script("tool_phrasings")
+    values = {"t": "Budget review", "d": "May 3"}
+    assert tp.template("create_calendar_event", 'Put "Budget review" on May 3 in my diary.', values) == \
+        'Put "{t}" on {d}{x} in my diary.'
+    assert tp.template("create_calendar_event", "Put Budget review on May 3 in my diary.", values) is None
+
+
+def test_distilled_phrasings_only_at_the_paraphrase_levels(monkeypatch):
+    from workbench.tasks import tool_call
+
+    monkeypatch.setitem(tool_vocab.DISTILLED, "get_weather", ("Sentinel weather in {city}{tail} please.",))
+    seen = {}
+    for level in TC.levels:
+        exs = TC.sample(400, seed=5, level=level)
+        seen[level] = sum("Sentinel weather in" in ex.input for ex in exs)
+    assert seen[1] == seen[2] == seen[HELDOUT_LEVEL] == 0 and seen[3] > 0 and seen[4] > 0, seen
+    assert 0 < tool_call.P_DISTILLED < 1
+
+
 def _drawn_values(ex):
     """The values of a call that come from the vocabularies: cities, people, and the words of titles,
     reminders, topics and places."""

@@ -36,7 +36,7 @@ from .tool_registry import (
     parse_call,
     validate_call,
 )
-from .tool_vocab import HELDOUT, HELDOUT_TIER, MONTHS, NUMBER_WORDS, PHRASINGS, TRAIN, Vocab
+from .tool_vocab import DISTILLED, HELDOUT, HELDOUT_TIER, MONTHS, NUMBER_WORDS, PHRASINGS, TRAIN, Vocab
 
 
 # --- levels -----------------------------------------------------------------------------------
@@ -62,6 +62,7 @@ LEVELS = {
 }
 HELDOUT_LEVEL = 5
 P_NONE = 0.08  # share of requests that no tool serves
+P_DISTILLED = 0.5  # share of paraphrase-tier requests phrased by a pretrained model (tool_vocab.DISTILLED)
 
 # --- how values are said ----------------------------------------------------------------------
 def _ordinal(n: int) -> str:
@@ -126,9 +127,14 @@ def _join_names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _pick(rng: random.Random, tier: int, phrasings: tuple[tuple[str, ...], ...], voc: Vocab) -> str:
-    """A phrasing of tier ``tier`` (0 plain, 1 varied, 2 paraphrase, 3 hard), or a held-out one."""
-    return rng.choice(phrasings[HELDOUT_TIER if voc.heldout else tier])
+def _pick(rng: random.Random, tier: int, tool: str, voc: Vocab) -> str:
+    """A phrasing of ``tool`` of tier ``tier`` (0 plain, 1 varied, 2 paraphrase, 3 hard), or a held-out one; the
+    paraphrase tiers take a distilled phrasing (``tool_vocab.DISTILLED``) with chance ``P_DISTILLED``."""
+    if voc.heldout:
+        return rng.choice(PHRASINGS[tool][HELDOUT_TIER])
+    if tier >= 2 and DISTILLED.get(tool) and rng.random() < P_DISTILLED:
+        return rng.choice(DISTILLED[tool])
+    return rng.choice(PHRASINGS[tool][tier])
 
 
 def _say_code(rng: random.Random, tier: int, code: str, names: dict[str, str]) -> str:
@@ -149,7 +155,7 @@ def _get_weather(rng, tier, extra, voc):
         date = _draw_date(rng)
         args["date"], said["date"] = _iso(*date), _say_date(rng, tier, *date)
         tail += f" on {said['date']}"
-    text = _pick(rng, tier, PHRASINGS["get_weather"], voc).format(city=city, tail=tail)
+    text = _pick(rng, tier, "get_weather", voc).format(city=city, tail=tail)
     return text, args, said
 
 
@@ -167,7 +173,7 @@ def _convert_units(rng, tier, extra, voc):
         args["decimals"] = rng.randint(0, 4)
         said["decimals"] = _say_count(rng, tier, args["decimals"])
         tail = f", rounded to {said['decimals']} decimal places"
-    text = _pick(rng, tier, PHRASINGS["convert_units"], voc).format(v=said_value, a=said["from_unit"],
+    text = _pick(rng, tier, "convert_units", voc).format(v=said_value, a=said["from_unit"],
                                                                    b=said["to_unit"], tail=tail)
     return text, args, said
 
@@ -187,7 +193,7 @@ def _calculator(rng, tier, extra, voc):
     said = " ".join(words)
     if tier >= 3 and len(nums) == 2 and ops[0] in "+*" and rng.random() < 0.5:
         said = f"the {'sum' if ops[0] == '+' else 'product'} of {nums[0]} and {nums[1]}"
-    text = _pick(rng, tier, PHRASINGS["calculator"], voc).format(e=said)
+    text = _pick(rng, tier, "calculator", voc).format(e=said)
     return text, {"expression": expr}, {"expression": said}
 
 
@@ -217,7 +223,7 @@ def _create_calendar_event(rng, tier, extra, voc):
         args["location"] = said["location"] = voc.draw_place(rng)
         parts.append(f" {rng.choice(('in', 'at'))} {args['location']}")
     rng.shuffle(parts)
-    text = _pick(rng, tier, PHRASINGS["create_calendar_event"], voc).format(t=title, d=said["date"], x="".join(parts))
+    text = _pick(rng, tier, "create_calendar_event", voc).format(t=title, d=said["date"], x="".join(parts))
     return text, args, said
 
 
@@ -231,7 +237,7 @@ def _set_reminder(rng, tier, extra, voc):
         date = _draw_date(rng)
         args["date"], said["date"] = _iso(*date), _say_date(rng, tier, *date)
         when += f" on {said['date']}"
-    text = _pick(rng, tier, PHRASINGS["set_reminder"], voc).format(c=chore, w=when)
+    text = _pick(rng, tier, "set_reminder", voc).format(c=chore, w=when)
     return text, args, said
 
 
@@ -253,7 +259,7 @@ def _search_flights(rng, tier, extra, voc):
         args["cabin"] = rng.choice(tuple(CABINS))
         said["cabin"] = CABINS[args["cabin"]]
         tail += f" in {said['cabin']}"
-    text = _pick(rng, tier, PHRASINGS["search_flights"], voc).format(o=src, d=dst, t=said["date"], x=tail)
+    text = _pick(rng, tier, "search_flights", voc).format(o=src, d=dst, t=said["date"], x=tail)
     return text, args, said
 
 
@@ -263,7 +269,7 @@ def _convert_currency(rng, tier, extra, voc):
     args = {"amount": amount, "from_currency": src, "to_currency": dst}
     said = {"amount": said_amount, "from_currency": _say_code(rng, tier, src, CURRENCIES),
             "to_currency": _say_code(rng, tier, dst, CURRENCIES)}
-    text = _pick(rng, tier, PHRASINGS["convert_currency"], voc).format(v=said_amount, a=said["from_currency"],
+    text = _pick(rng, tier, "convert_currency", voc).format(v=said_amount, a=said["from_currency"],
                                                                       b=said["to_currency"])
     return text, args, said
 
@@ -275,7 +281,7 @@ def _web_search(rng, tier, extra, voc):
         n = rng.randint(3, 10)
         args["num_results"], said["num_results"] = n, _say_count(rng, tier, n)
         tail = f" and show me the top {said['num_results']} results"
-    text = _pick(rng, tier, PHRASINGS["web_search"], voc).format(q=query, x=tail)
+    text = _pick(rng, tier, "web_search", voc).format(q=query, x=tail)
     return text, args, said
 
 

@@ -212,3 +212,9 @@ PHRASINGS: dict[str, tuple[tuple[str, ...], ...]] = {
     ),
 }
 HELDOUT_TIER = 4  # the index of the held-out phrasings in each PHRASINGS entry
+
+# tool -> phrasings a pretrained model wrote (``scripts/tool_phrasings.py``: Gemma 3 270M continuing a list of the
+# training phrasings, filtered to requests that keep every value; none equals a hand-written or held-out one).
+# Training-side only: the paraphrase tiers (2 and 3) draw from them half the time (``tool_call._pick``)
+_DISTILLED = json.loads(Path(__file__).with_name("tool_phrasings.json").read_text())["phrasings"]
+DISTILLED: dict[str, tuple[str, ...]] = {tool: tuple(p) for tool, p in _DISTILLED.items()}

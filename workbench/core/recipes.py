@@ -86,8 +86,9 @@ LAPTOP: dict[str, tuple[StudentConfig, TrainConfig]] = {
 # recipes' 32: at 5.9M tokens dyck_languages scored 61% against 46% (validation 81% against 62%), and
 # multistep_arithmetic_two reached validation 33% against 10% at 7.0M (README). tool_call's copying did not
 # (19% at 5,400 steps of 16 against 26% at 2,400 of 32) until it had more steps: at 7,200 steps of 16 (13.7 min on 2
-# cores) 56% at level 2, against 50% for as many examples in 3,600 steps of 32. `python scripts/specialists.py
-# --quick` trains them (cached, never shipped) and records their scores.
+# cores) 56% at level 2, against 50% for as many examples in 3,600 steps of 32; with the distilled phrasings (data
+# version 3) the same steps scored 81% (12.4 min). `python scripts/specialists.py --quick` trains them (cached,
+# never shipped) and records their scores.
 # dyck's and arithmetic's steps were sized from `bench train` on a day this machine ran 1.6-1.7x faster than on the
 # day the others were sized (README: dyck 93% in 15.7 minutes, against 83% for batch 8 at about as many examples;
 # arithmetic 76% in 14.2, and 76% at batch 8 in 13.5; at the slower day's rate the same steps take ~1.6x longer)

@@ -160,8 +160,8 @@ def main() -> int:
     p.add_argument("--check", action="store_true", help="re-filter the file's own samples and compare (no model)")
     args = p.parse_args()
     if args.check:
-        have = json.loads(DEST.read_text())
-        same = DEST.read_text() == committed.render(build(have["samples"]))
+        text = DEST.read_text()
+        same = text == committed.render(build(json.loads(text)["samples"]))
         print(f"{DEST.name}: {'up to date' if same else 'differs from its samples, filtered'}")
         return 0 if same else 1
     text = committed.render(build())

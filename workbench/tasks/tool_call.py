@@ -174,7 +174,7 @@ def _convert_units(rng, tier, extra, voc):
         said["decimals"] = _say_count(rng, tier, args["decimals"])
         tail = f", rounded to {said['decimals']} decimal places"
     text = _pick(rng, tier, "convert_units", voc).format(v=said_value, a=said["from_unit"],
-                                                                   b=said["to_unit"], tail=tail)
+                                                         b=said["to_unit"], tail=tail)
     return text, args, said
 
 
@@ -270,7 +270,7 @@ def _convert_currency(rng, tier, extra, voc):
     said = {"amount": said_amount, "from_currency": _say_code(rng, tier, src, CURRENCIES),
             "to_currency": _say_code(rng, tier, dst, CURRENCIES)}
     text = _pick(rng, tier, "convert_currency", voc).format(v=said_amount, a=said["from_currency"],
-                                                                      b=said["to_currency"])
+                                                            b=said["to_currency"])
     return text, args, said
 
 

@@ -84,9 +84,22 @@ def test_the_quick_recipes_are_sized_for_every_task():
     from workbench import tasks
 
     assert set(recipes.QUICK_STEPS) == set(tasks.NAMES) and set(recipes.QUICK_BATCH) <= set(tasks.NAMES)
+    assert set(recipes.QUICK_LEVELS) <= set(tasks.NAMES)
     for name, steps in recipes.QUICK_STEPS.items():
-        cfg = recipes.recipe(name, "laptop", steps=steps, batch_size=recipes.QUICK_BATCH.get(name, 16))[1]
-        cfg.check()  # evaluation and checkpoints on bucket edges
+        cfg = recipes.recipe(name, "laptop", steps=steps, batch_size=recipes.QUICK_BATCH.get(name, 16),
+                             levels=recipes.QUICK_LEVELS.get(name))[1]
+        cfg.check()  # evaluation and checkpoints on bucket edges, levels the task has
+        assert tasks.get(name).bbh_level in (cfg.levels or tasks.get(name).levels)  # the scored level is trained
+
+
+def test_a_recipe_takes_other_training_levels_and_refuses_bad_ones():
+    _, cfg = recipes.recipe("tool_call", "laptop", levels=[2, 3])
+    assert cfg.levels == (2, 3) and cfg.check() is None
+    assert recipes.recipe("tool_call", "laptop")[1].levels == (1, 2, 3, 4)
+    for bad in ([], 2, "23", [0], [2, True], [9]):
+        with pytest.raises(ValueError, match="level") as err:
+            recipes.recipe("tool_call", "laptop", levels=bad)
+        assert "\n" not in str(err.value)
 
 
 @pytest.mark.slow  # compiles and trains the laptop student for 8 steps
@@ -94,8 +107,10 @@ def test_the_quick_run_trains_once_at_its_budget_then_loads(tmp_path, monkeypatc
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
     monkeypatch.setitem(recipes.QUICK_STEPS, "boolean_expressions", 8)
     monkeypatch.setitem(recipes.QUICK_BATCH, "boolean_expressions", 4)
+    monkeypatch.setitem(recipes.QUICK_LEVELS, "boolean_expressions", (2, 3))
     card = recipes.quick("boolean_expressions", progress=False)
     assert card["train"]["steps"] == 8 and card["profile"] == "laptop" and card["eval"]["n"] > 0
+    assert card["train"]["levels"] == [2, 3]
     assert card["train"]["batch_size"] == 4 != recipes.recipe("boolean_expressions", "laptop")[1].batch_size
     (folder,) = (tmp_path / "specialists").iterdir()
     assert folder.name == f"boolean_expressions-quick-{card['recipe_key']}"

@@ -96,15 +96,24 @@ QUICK_BATCH: dict[str, int] = {}
 # step times at batch 16 (2 cores, compiled): dyck 0.228 s, arithmetic 0.257, word_sorting 0.147, boolean 0.153,
 # tool_call 0.114 (its 7,200 steps with validation: 822 s); on the faster day: arithmetic 0.161, dyck 0.134;
 # about 88% of 15 minutes goes to steps (compiling and the quarterly validation take the rest)
+# levels the 15-minute run trains on where they differ from its recipe's (validation then scores these).
+# tool_call leaves out level 1 (plain phrasing, required arguments only): its 7,200 steps scored 90% at level 2
+# against 81% with it (80% / 50% at level 4 / held out, of 20, against 75% / 50%; 26.8 min on 2 cores on a day
+# this machine trained at half the faster day's rate, 12,400 tokens/s); 8,320 steps of the same scored 91% (29.0
+# min that day), so steps were not the limit: 7 of its 9 misses stop copying a value early ("Sunshine Coast" ->
+# "Sunshine", "1054" -> "105"). The 16,000-step recipe that ships still trains levels 1-4 (README)
+QUICK_LEVELS: dict[str, tuple[int, ...]] = {"tool_call": (2, 3, 4)}
 QUICK_STEPS = {"boolean_expressions": 5000, "word_sorting": 5400, "tool_call": 7200, "dyck_languages": 5792,
                "multistep_arithmetic_two": 4800}
 
 
 def recipe(task_name: str, profile: str | None = None, steps: int | None = None,
-           rationale: bool | None = None, batch_size: int | None = None) -> tuple[StudentConfig, TrainConfig]:
+           rationale: bool | None = None, batch_size: int | None = None,
+           levels: tuple[int, ...] | None = None) -> tuple[StudentConfig, TrainConfig]:
     """The student and training config for ``task_name`` in ``profile``; ``rationale`` overrides whether the
-    recipe writes a rationale (None: as the recipe says; the answer alone with False), ``steps`` and
-    ``batch_size`` the recipe's (evaluation and checkpoints then fall at each quarter of the steps)."""
+    recipe writes a rationale (None: as the recipe says; the answer alone with False), ``steps``,
+    ``batch_size`` and the training ``levels`` the recipe's (evaluation and checkpoints then fall at each
+    quarter of the steps; validation scores the trained levels)."""
     task = tasks.get(task_name)
     prof = env.profile_name(profile)
     model_cfg, train_cfg = LAPTOP[task.name]
@@ -129,20 +138,25 @@ def recipe(task_name: str, profile: str | None = None, steps: int | None = None,
         if isinstance(batch_size, bool) or not (isinstance(batch_size, int) and batch_size >= 1):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         train_cfg = replace(train_cfg, batch_size=batch_size)
+    if levels is not None:
+        if isinstance(levels, (str, int)) or not levels:
+            raise ValueError(f"levels must be a non-empty sequence of {task.name} levels {list(task.levels)}, "
+                             f"got {levels!r}")
+        train_cfg = replace(train_cfg, levels=tuple(task.check_level(lv) for lv in levels))
     return model_cfg, train_cfg
 
 
 def train_specialist(task_name: str, profile: str | None = None, out: str | Path | None = None,
                      steps: int | None = None, rationale: bool | None = None, resume: bool = False,
                      callbacks=(), progress: bool = True, eval_n: int | None = None,
-                     batch_size: int | None = None) -> dict:
+                     batch_size: int | None = None, levels: tuple[int, ...] | None = None) -> dict:
     """Build, train, save and score one specialist; returns its card (also written to ``out``).
 
     ``out`` must be absent, empty, or an unfinished run of the same task (with ``resume``): a finished model is
     never rewritten, and a run in progress there (its lock file) refuses this one (``files.check_out_folder``,
     ``files.locked``)."""
     prof = env.profile_name(profile)
-    model_cfg, train_cfg = recipe(task_name, prof, steps, rationale, batch_size)
+    model_cfg, train_cfg = recipe(task_name, prof, steps, rationale, batch_size, levels)
     eval_n = eval_n if eval_n is not None else env.SIZES[prof].specialist_eval_n
     if out is not None:
         check_out_folder(out, task_name, resume)  # before anything is written
@@ -214,16 +228,16 @@ def cached_folder(task_name: str, profile: str | None = None, rationale: bool | 
 
 
 def quick(task_name: str, progress: bool = True) -> dict:
-    """The card of ``task_name``'s 15-minute laptop run (``QUICK_STEPS``, batch ``QUICK_BATCH`` or 16), trained the
-    first time and cached (``~/.cache/workbench/specialists/TASK-quick-KEY``; an interrupted run resumes from its
-    checkpoint)."""
+    """The card of ``task_name``'s 15-minute laptop run (``QUICK_STEPS``, batch ``QUICK_BATCH`` or 16, the
+    levels ``QUICK_LEVELS`` or the recipe's), trained the first time and cached
+    (``~/.cache/workbench/specialists/TASK-quick-KEY``; an interrupted run resumes from its checkpoint)."""
     name = tasks.get(task_name).name
-    steps, batch = QUICK_STEPS[name], QUICK_BATCH.get(name, 16)
-    model_cfg, train_cfg = recipe(name, SHIPPED_PROFILE, steps=steps, batch_size=batch)
+    steps, batch, levels = QUICK_STEPS[name], QUICK_BATCH.get(name, 16), QUICK_LEVELS.get(name)
+    model_cfg, train_cfg = recipe(name, SHIPPED_PROFILE, steps=steps, batch_size=batch, levels=levels)
     folder = cache_dir() / "specialists" / f"{name}-quick-{_key(name, SHIPPED_PROFILE, model_cfg, train_cfg)}"
     if not is_model_folder(folder):
         train_specialist(name, SHIPPED_PROFILE, out=folder, steps=steps, resume=True, progress=progress,
-                         batch_size=batch)
+                         batch_size=batch, levels=levels)
     return read_card(folder)
 
 

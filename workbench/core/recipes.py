@@ -101,7 +101,8 @@ QUICK_BATCH: dict[str, int] = {}
 # against 81% with it (80% / 50% at level 4 / held out, of 20, against 75% / 50%; 26.8 min on 2 cores on a day
 # this machine trained at half the faster day's rate, 12,400 tokens/s); 8,320 steps of the same scored 91% (29.0
 # min that day), so steps were not the limit: 7 of its 9 misses stop copying a value early ("Sunshine Coast" ->
-# "Sunshine", "1054" -> "105"). The 16,000-step recipe that ships still trains levels 1-4 (README)
+# "Sunshine", "1054" -> "105"); a peak lr of 5e-3 had validation 8% at step 3,600 against 38%. The 16,000-step
+# recipe that ships still trains levels 1-4 (README)
 QUICK_LEVELS: dict[str, tuple[int, ...]] = {"tool_call": (2, 3, 4)}
 QUICK_STEPS = {"boolean_expressions": 5000, "word_sorting": 5400, "tool_call": 7200, "dyck_languages": 5792,
                "multistep_arithmetic_two": 4800}

@@ -96,6 +96,8 @@ QUICK_BATCH: dict[str, int] = {}
 # step times at batch 16 (2 cores, compiled): dyck 0.228 s, arithmetic 0.257, word_sorting 0.147, boolean 0.153,
 # tool_call 0.114 (its 7,200 steps with validation: 822 s); on the faster day: arithmetic 0.161, dyck 0.134;
 # about 88% of 15 minutes goes to steps (compiling and the quarterly validation take the rest)
+QUICK_STEPS = {"boolean_expressions": 5000, "word_sorting": 5400, "tool_call": 7200, "dyck_languages": 5792,
+               "multistep_arithmetic_two": 4800}
 # levels the 15-minute run trains on where they differ from its recipe's (validation then scores these).
 # tool_call leaves out level 1 (plain phrasing, required arguments only): its 7,200 steps scored 90% at level 2
 # against 81% with it (80% / 50% at level 4 / held out, of 20, against 75% / 50%; 26.8 min on 2 cores on a day
@@ -104,8 +106,6 @@ QUICK_BATCH: dict[str, int] = {}
 # "Sunshine", "1054" -> "105"); a peak lr of 5e-3 had validation 8% at step 3,600 against 38%. The 16,000-step
 # recipe that ships still trains levels 1-4 (README)
 QUICK_LEVELS: dict[str, tuple[int, ...]] = {"tool_call": (2, 3, 4)}
-QUICK_STEPS = {"boolean_expressions": 5000, "word_sorting": 5400, "tool_call": 7200, "dyck_languages": 5792,
-               "multistep_arithmetic_two": 4800}
 
 
 def recipe(task_name: str, profile: str | None = None, steps: int | None = None,

@@ -222,16 +222,48 @@ def test_tool_phrasings_filter_keeps_titles_quoted_and_tails_after_their_slot():
     assert tp.template("create_calendar_event", "Put Budget review on May 3 in my diary.", values) is None
 
 
-def test_distilled_phrasings_only_at_the_paraphrase_levels(monkeypatch):
+@pytest.mark.parametrize("source", ["DISTILLED", "COMPOSED"])
+def test_distilled_and_composed_phrasings_only_at_the_paraphrase_levels(monkeypatch, source):
     from workbench.tasks import tool_call
 
-    monkeypatch.setitem(tool_vocab.DISTILLED, "get_weather", ("Sentinel weather in {city}{tail} please.",))
+    monkeypatch.setitem(getattr(tool_call, source), "get_weather", ("Sentinel weather in {city}{tail} please.",))
     seen = {}
     for level in TC.levels:
         exs = TC.sample(400, seed=5, level=level)
         seen[level] = sum("Sentinel weather in" in ex.input for ex in exs)
     assert seen[1] == seen[2] == seen[HELDOUT_LEVEL] == 0 and seen[3] > 0 and seen[4] > 0, seen
-    assert 0 < tool_call.P_DISTILLED < 1
+    assert 0 < tool_call.P_COMPOSED and 0 < tool_call.P_DISTILLED and tool_call.P_COMPOSED + tool_call.P_DISTILLED < 1
+
+
+def test_composed_phrasings_keep_every_slot_and_are_not_held_out():
+    import string
+
+    from workbench.tasks import tool_grammar
+    from workbench.tasks.tool_call import GENERATORS
+
+    assert set(tool_grammar.COMPOSED) == set(GENERATORS)
+    held_words = {w for voc_field in ("chore_verbs", "contact_verbs", "event_kinds", "chatter")
+                  for v in getattr(tool_vocab.HELDOUT, voc_field) for w in re.findall(r"[a-z-]+", v.lower())}
+    held_words -= {"it", "one", "more", "this", "thing", "out"}  # chatter's and "sort out"'s common words
+    for tool, phrasings in tool_grammar.COMPOSED.items():
+        assert len(phrasings) >= 100 and len(set(phrasings)) == len(phrasings), tool
+        slots = sorted(f[1] for f in string.Formatter().parse(tool_vocab.PHRASINGS[tool][0][0]) if f[1])
+        held = {tool_grammar.normalise(p) for p in tool_vocab.PHRASINGS[tool][tool_vocab.HELDOUT_TIER]}
+        for p in phrasings:
+            assert sorted(f[1] for f in string.Formatter().parse(p) if f[1]) == slots, (tool, p)
+            assert tool_grammar.normalise(p) not in held, (tool, p)
+            assert p[0] in "{\"" or p[0].isupper(), (tool, p)
+            assert not held_words & set(re.findall(r"[a-z-]+", p.lower())), (tool, p)
+
+
+def test_composed_phrasings_drop_a_held_out_one():
+    from workbench.tasks import tool_grammar
+
+    # "the forecast for {city}{tail}" in the frame "{np}?" reads as the held-out "Forecast for {city}{tail}?"
+    assert tool_grammar.normalise("The forecast for {city}{tail}?") == tool_grammar.normalise(
+        "Forecast for {city}{tail}?")
+    assert "The forecast for {city}{tail}?" not in tool_grammar.COMPOSED["get_weather"]
+    assert "I'd like the forecast for {city}{tail}." in tool_grammar.COMPOSED["get_weather"]
 
 
 def _drawn_values(ex):

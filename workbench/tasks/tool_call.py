@@ -24,6 +24,7 @@ import random
 from dataclasses import dataclass
 
 from .base import Example, Task, rationale_text
+from .tool_grammar import COMPOSED
 from .tool_registry import (
     CABINS,
     CURRENCIES,
@@ -62,7 +63,10 @@ LEVELS = {
 }
 HELDOUT_LEVEL = 5
 P_NONE = 0.08  # share of requests that no tool serves
-P_DISTILLED = 0.5  # share of paraphrase-tier requests phrased by a pretrained model (tool_vocab.DISTILLED)
+# paraphrase-tier requests (tiers 2-3): a composed phrasing (tool_grammar.COMPOSED) with chance P_COMPOSED, else a
+# distilled one (tool_vocab.DISTILLED, phrased by a pretrained model) with chance P_DISTILLED, else a hand-written one
+P_COMPOSED = 0.4
+P_DISTILLED = 0.3
 
 # --- how values are said ----------------------------------------------------------------------
 def _ordinal(n: int) -> str:
@@ -129,11 +133,16 @@ def _join_names(names: list[str]) -> str:
 
 def _pick(rng: random.Random, tier: int, tool: str, voc: Vocab) -> str:
     """A phrasing of ``tool`` of tier ``tier`` (0 plain, 1 varied, 2 paraphrase, 3 hard), or a held-out one; the
-    paraphrase tiers take a distilled phrasing (``tool_vocab.DISTILLED``) with chance ``P_DISTILLED``."""
+    paraphrase tiers take a composed phrasing (``tool_grammar.COMPOSED``) with chance ``P_COMPOSED`` and a
+    distilled one (``tool_vocab.DISTILLED``) with chance ``P_DISTILLED``."""
     if voc.heldout:
         return rng.choice(PHRASINGS[tool][HELDOUT_TIER])
-    if tier >= 2 and DISTILLED.get(tool) and rng.random() < P_DISTILLED:
-        return rng.choice(DISTILLED[tool])
+    if tier >= 2:
+        r = rng.random()
+        if r < P_COMPOSED:
+            return rng.choice(COMPOSED[tool])
+        if r < P_COMPOSED + P_DISTILLED and DISTILLED.get(tool):
+            return rng.choice(DISTILLED[tool])
     return rng.choice(PHRASINGS[tool][tier])
 
 

@@ -178,18 +178,22 @@ def test_tool_phrasings_held_out_are_never_trained():
         assert tiers[tool_vocab.HELDOUT_TIER] and not trained & set(tiers[tool_vocab.HELDOUT_TIER]), tool
 
 
-def test_distilled_phrasings_keep_every_slot_and_are_neither_hand_written_nor_held_out():
+def _slots(phrasing: str) -> list[str]:
+    """The slot names of a phrasing template, sorted ("{city}{tail}" -> ["city", "tail"])."""
     import string
 
+    return sorted(f[1] for f in string.Formatter().parse(phrasing) if f[1])
+
+
+def test_distilled_phrasings_keep_every_slot_and_are_neither_hand_written_nor_held_out():
     from workbench.tasks.tool_call import GENERATORS
 
     assert set(tool_vocab.DISTILLED) == set(GENERATORS) and all(len(p) >= 8 for p in tool_vocab.DISTILLED.values())
     for tool, phrasings in tool_vocab.DISTILLED.items():
         hand = {p for tier in tool_vocab.PHRASINGS[tool] for p in tier}
-        slots = {f for f in (f[1] for f in string.Formatter().parse(tool_vocab.PHRASINGS[tool][0][0])) if f}
+        slots = _slots(tool_vocab.PHRASINGS[tool][0][0])
         for p in phrasings:
-            found = [f[1] for f in string.Formatter().parse(p) if f[1]]
-            assert sorted(found) == sorted(slots) and p not in hand, (tool, p)
+            assert _slots(p) == slots and p not in hand, (tool, p)
 
 
 def test_tool_phrasings_file_follows_its_samples():
@@ -236,8 +240,6 @@ def test_distilled_and_composed_phrasings_only_at_the_paraphrase_levels(monkeypa
 
 
 def test_composed_phrasings_keep_every_slot_and_are_not_held_out():
-    import string
-
     from workbench.tasks import tool_grammar
     from workbench.tasks.tool_call import GENERATORS
 
@@ -247,10 +249,10 @@ def test_composed_phrasings_keep_every_slot_and_are_not_held_out():
     held_words -= {"it", "one", "more", "this", "thing", "out"}  # chatter's and "sort out"'s common words
     for tool, phrasings in tool_grammar.COMPOSED.items():
         assert len(phrasings) >= 100 and len(set(phrasings)) == len(phrasings), tool
-        slots = sorted(f[1] for f in string.Formatter().parse(tool_vocab.PHRASINGS[tool][0][0]) if f[1])
+        slots = _slots(tool_vocab.PHRASINGS[tool][0][0])
         held = {tool_grammar.normalise(p) for p in tool_vocab.PHRASINGS[tool][tool_vocab.HELDOUT_TIER]}
         for p in phrasings:
-            assert sorted(f[1] for f in string.Formatter().parse(p) if f[1]) == slots, (tool, p)
+            assert _slots(p) == slots, (tool, p)
             assert tool_grammar.normalise(p) not in held, (tool, p)
             assert p[0] in "{\"" or p[0].isupper(), (tool, p)
             assert not held_words & set(re.findall(r"[a-z-]+", p.lower())), (tool, p)

@@ -110,7 +110,9 @@ QUICK_STEPS = {"boolean_expressions": 5000, "word_sorting": 5400, "tool_call": 7
 # "Sunshine", "1054" -> "105"); a peak lr of 5e-3 had validation 8% at step 3,600 against 38%. The 16,000-step
 # recipe that ships still trains levels 1-4 (README). On data version 4 (composed phrasings) the 7,200 steps
 # scored 94% at level 2 (24.9 min on the slowest day, 13,300 tokens/s), but a second seed (seed=1) had not
-# clicked by step 7,200 (30%): the budget sits on the edge of when copying clicks (README)
+# clicked by step 7,200 (30%): the budget sits on the edge of when copying clicks (README). Three starts did not make
+# the click reliable (README): 1,200 steps of level 1 first (seed 0 55%, seed 1 77%), a quarter of each batch
+# random-string copies for 2,400 steps (seed 1 68%), the peak lr held to step 5,400 (seed 1 32%)
 QUICK_LEVELS: dict[str, tuple[int, ...]] = {"tool_call": (2, 3, 4)}
 
 

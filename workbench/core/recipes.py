@@ -115,8 +115,8 @@ QUICK_STEPS = {"boolean_expressions": 5000, "word_sorting": 5400, "tool_call": 7
 # clicked by step 7,200 (30%): the budget sits on the edge of when copying clicks (README). Three starts did not make
 # the click reliable (README): 1,200 steps of level 1 first (seed 0 55%, seed 1 77%), a quarter of each batch
 # random-string copies for 2,400 steps (seed 1 68%), the peak lr held to step 5,400 (seed 1 32%). 8 heads of 16
-# instead of 4 of 32 scored 88 / 91 / 60% over seeds 0-2 against 94 / 30 / 37% (10-20% slower a step, over the
-# budget): a better typical run, still not a reliable click, so not adopted (README)
+# instead of 4 of 32 scored 88 / 91 / 60% over seeds 0-2 against 94 / 30 / 37% (10-20% slower a step, at or over
+# the budget): a better typical run, still not a reliable click, so not adopted (README)
 QUICK_LEVELS: dict[str, tuple[int, ...]] = {"tool_call": (2, 3, 4)}
 
 

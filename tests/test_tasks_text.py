@@ -305,6 +305,98 @@ def test_tool_call_training_levels_exclude_the_heldout_level():
     assert HELDOUT_LEVEL not in TaskSampler._levels("tool_call", None)
 
 
+def _augmented(n, seed, level):
+    rng = random.Random(f"augmented:{seed}:{level}")
+    return [TC.generate(rng, level, augment=True) for _ in range(n)]
+
+
+@pytest.mark.parametrize("level", (1, 2, 3, 4))
+def test_tool_call_augmented_draws_are_valid_and_copy_every_value(level):
+    copied = {"city", "query", "text", "title", "origin", "destination", "location"}
+    for ex in _augmented(N, 3, level):
+        call = json.loads(ex.target)
+        assert validate_call(call) is None and json.dumps(call, sort_keys=True, separators=(",", ":")) == ex.target
+        args = call["arguments"]
+        assert all(v in ex.input for k, v in args.items() if k in copied), ex
+        assert all(name in ex.input for name in args.get("attendees", []))
+
+
+def test_tool_call_augmentation_only_for_training_levels():
+    from workbench.tasks import tool_call as tc
+
+    assert TC.generate(random.Random(1), HELDOUT_LEVEL, augment=True) == TC.generate(random.Random(1), HELDOUT_LEVEL)
+    assert tc.TRAIN.frame_noise == tc.TRAIN.free_form == 0 and not tc.TRAIN.fill  # the splits' draws
+
+
+def _words_of(phrasings):
+    return {w for p in phrasings for w in re.findall(r"[a-z]+", re.sub(r"\{\w+\}", " ", p.lower()))}
+
+
+def test_tool_call_fillers_are_training_words_that_no_phrasing_or_held_out_wording_uses():
+    from workbench.tasks import tool_call as tc
+    from workbench.tasks import tool_grammar
+
+    fill, held = set(tc.TRAIN_AUGMENTED.fill), tool_vocab.HELDOUT
+    assert len(fill) > 500 and fill <= set(tool_vocab.TRAIN.nouns) | set(tool_vocab.TRAIN.adjectives)
+    phrased = _words_of(p for tiers in tool_vocab.PHRASINGS.values() for tier in tiers for p in tier)
+    phrased |= _words_of(p for ps in (*tool_grammar.COMPOSED.values(), *tool_vocab.DISTILLED.values()) for p in ps)
+    held_words = _words_of((*held.chore_verbs, *held.contact_verbs, *held.event_kinds, *held.titles, *held.topics,
+                            *held.places, *held.chatter, *held.asides, *(p for t in held.no_tool for p in t)))
+    assert not fill & phrased and not fill & held_words
+    assert {"coat", "pack", "week"} <= phrased | held_words  # held-out phrasing and chatter words, also nouns
+
+
+def test_tool_call_frame_noise_never_swaps_a_word_next_to_a_value():
+    from workbench.tasks.tool_call import _noisy
+
+    rng = random.Random(0)
+    flights = "Find flights from {o} to {d} on {t}{x}"
+    assert {_noisy(rng, flights, ("lamp",)) for _ in range(100)} == {
+        "Lamp flights from {o} to {d} on {t}{x}", "Find lamp from {o} to {d} on {t}{x}"}
+    event = 'Create a calendar event "{t}" on {d}{x}'
+    assert {_noisy(rng, event, ("lamp",)) for _ in range(100)} == {
+        'Lamp a calendar event "{t}" on {d}{x}', 'Create lamp calendar event "{t}" on {d}{x}',
+        'Create a lamp event "{t}" on {d}{x}'}
+    assert _noisy(rng, "{v} {a} in {b}{tail}", ("lamp",)) == "{v} {a} in {b}{tail}"  # every word touches a slot
+
+
+def test_tool_call_augmentation_swaps_frame_words_and_draws_more_multiword_values():
+    from workbench.tasks import tool_call as tc
+    from workbench.tasks import tool_grammar
+
+    rng = random.Random(5)
+    known = {p for tier in tool_vocab.PHRASINGS["get_weather"] for p in tier}
+    known |= {*tool_grammar.COMPOSED["get_weather"], *tool_vocab.DISTILLED["get_weather"]}
+    picks = [tc._pick(rng, 2, "get_weather", tc.TRAIN_AUGMENTED) for _ in range(1000)]
+    assert 0.18 < sum(p not in known for p in picks) / 1000 < 0.32  # P_FRAME_NOISE = 0.25
+    assert all(tc._pick(rng, 2, "get_weather", tc.TRAIN) in known for _ in range(300))
+
+    def shares(examples):
+        args = [json.loads(ex.target)["arguments"] for ex in examples]
+        cities = [a[k] for a in args for k in ("city", "origin", "destination") if k in a]
+        free = [a[k] for a in args for k in ("title", "query") if k in a]
+        return sum(" " in c for c in cities) / len(cities), sum(len(v.split()) >= 4 for v in free) / len(free)
+
+    plain_city, plain_long = shares(TC.sample(1500, seed=7, level=2))
+    aug_city, aug_long = shares(_augmented(1500, 7, 2))
+    assert plain_city < 0.2 < 0.3 < aug_city < 0.45  # 15% -> 36% multi-word cities
+    assert aug_long > plain_long + 0.05  # topics and titles of up to five filler words (0.21 -> 0.29)
+
+
+def test_augment_only_where_a_task_has_one():
+    from workbench.core.train import TaskSampler, TrainConfig
+    from workbench.tasks import get
+
+    msg = r"task 'dyck_languages' has no training augmentation \(augment=True\); tasks with one: tool_call$"
+    with pytest.raises(ValueError, match=msg):
+        get("dyck_languages").generate(random.Random(0), 1, augment=True)
+    with pytest.raises(ValueError, match=msg):
+        TrainConfig(tasks=("dyck_languages",), augment=True).check()
+    plain = TaskSampler(("tool_call",), (2,), seed=3).examples(0, 0, 64)
+    augmented = TaskSampler(("tool_call",), (2,), seed=3, augment=True).examples(0, 0, 64)
+    assert plain != augmented and {ex.level for ex in augmented} == {2}
+
+
 @pytest.mark.parametrize("fmt", TC.formats)
 def test_tool_call_formats(fmt):
     for ex in TC.sample(100, seed=12, level=3):

@@ -183,8 +183,8 @@ class MultiTaskSampler(TaskSampler):
 
     def __init__(self, task_names=task_suite.NAMES, scheme="uniform", sizes: dict | None = None,
                  temperature: float = 5.0, levels=None, seed: int = 0, rationale: bool = True, probe_n: int = 8,
-                 formats: dict | None = None):
-        super().__init__(task_names, levels, seed)
+                 formats: dict | None = None, augment: bool = False):
+        super().__init__(task_names, levels, seed, augment)
         self.scheme, self.rationale, self.probe_n = scheme, rationale, probe_n
         self.formats = check_formats(formats, self.task_names) if formats else dict.fromkeys(self.task_names, FULL)
         start = "uniform" if scheme == "loss_balanced" else scheme
@@ -203,7 +203,7 @@ class MultiTaskSampler(TaskSampler):
             weights = self.level_weights(name, step)
             while True:
                 level = rng.choices(list(weights), weights=list(weights.values()))[0]
-                ex = task_suite.get(name).generate(rng, level)
+                ex = task_suite.get(name).generate(rng, level, augment=self.augment)
                 if ex.input not in self.exclude:
                     break
             out.append(tagged(written(ex, self.formats[name])))  # written before tagging: formats parse the input
@@ -324,7 +324,7 @@ class TaskAdapters:
         cfg = replace(cfg, tasks=(task_name,))
         formats = {task_name: fmt if cfg.rationale else None}  # rationale=False: the answer alone
         sampler = MultiTaskSampler(cfg.tasks, levels=cfg.levels, seed=cfg.seed, rationale=cfg.rationale,
-                                   formats=formats)
+                                   formats=formats, augment=cfg.augment)
         return train(self.use(task_name), tokenizer, cfg, sampler=sampler, progress=progress,
                      validate_at_end=False, validate_fn=partial(validate, formats=formats))
 

@@ -60,6 +60,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the training forward/backward (~20% faster on CPU after ~1 min)
     keep_best: bool = False  # end with the weights of the best validation accuracy, not the last step's
     pool: int = 0  # >0: draw every batch from one fixed pool of this many examples (memorisation), not fresh
+    augment: bool = False  # draw the tasks' training-side variants (Task.augments: tool_call), not the plain ones
     seed: int = 0  # seeds data order and initialisation-independent randomness
 
     def as_json(self) -> dict:
@@ -72,6 +73,8 @@ class TrainConfig:
             for level in [*(self.levels or ()), *(self.val_levels or ())]:
                 task.check_level(level)
             task.check_format(self.format)
+            if self.augment:
+                task.check_augment()
         for key in ("steps", "batch_size", "bucket", "log_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be a positive integer, got {getattr(self, key)!r}")
@@ -115,10 +118,10 @@ class TaskSampler:
     Curriculum samplers subclass it and keep their state in ``state_dict``.
     """
 
-    def __init__(self, task_names, levels=None, seed: int = 0):
+    def __init__(self, task_names, levels=None, seed: int = 0, augment: bool = False):
         self.task_names = tuple(task_names)
         self.levels = {n: self._levels(n, levels) for n in self.task_names}
-        self.seed = seed
+        self.seed, self.augment = seed, augment
         self.exclude = held_out_inputs(self.task_names)
 
     @staticmethod
@@ -141,7 +144,7 @@ class TaskSampler:
             name = rng.choice(self.task_names)
             weights = self.level_weights(name, step)
             level = rng.choices(list(weights), weights=list(weights.values()))[0]
-            ex = task_suite.get(name).generate(rng, level)
+            ex = task_suite.get(name).generate(rng, level, augment=self.augment)
             if ex.input not in self.exclude:
                 out.append(ex)
         return out
@@ -160,8 +163,8 @@ class PoolSampler(TaskSampler):
     """Batches drawn (with replacement) from one fixed pool of ``size`` examples: what a model does with a
     small dataset it sees again and again, against fresh generator examples (``TaskSampler``)."""
 
-    def __init__(self, task_names, levels=None, seed: int = 0, size: int = 256):
-        super().__init__(task_names, levels, seed)
+    def __init__(self, task_names, levels=None, seed: int = 0, size: int = 256, augment: bool = False):
+        super().__init__(task_names, levels, seed, augment)
         self.pool = super().examples(-1, -1, size)  # a step no run reaches: never a training batch
 
     def examples(self, step: int, rank: int, n: int) -> list[Example]:
@@ -172,8 +175,8 @@ class PoolSampler(TaskSampler):
 def sampler_for(cfg: TrainConfig) -> TaskSampler:
     """Fresh examples, or a fixed pool when ``cfg.pool``."""
     if cfg.pool:
-        return PoolSampler(cfg.tasks, cfg.levels, cfg.seed, cfg.pool)
-    return TaskSampler(cfg.tasks, cfg.levels, cfg.seed)
+        return PoolSampler(cfg.tasks, cfg.levels, cfg.seed, cfg.pool, cfg.augment)
+    return TaskSampler(cfg.tasks, cfg.levels, cfg.seed, cfg.augment)
 
 
 def encode(tokenizer, examples: list[Example], rationale: bool, max_len: int) -> dict[str, torch.Tensor]:

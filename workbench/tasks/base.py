@@ -38,6 +38,7 @@ class Task:
     bbh_level: int = 0  # the level whose examples follow the BBH format (the reference level)
     formats: tuple[str, ...] = (FULL,)  # rationale formats a student can be trained to write (see ``reformat``)
     answer_form: str = r"[^\n]*\S[^\n]*"  # a regex every answer of the task matches (default: one non-blank line)
+    augments: bool = False  # whether ``generate(..., augment=True)`` has a training-side variant to draw
     answer_hint: str = "a non-empty answer on one line"  # ``answer_form`` in words, for error messages
 
     def check_level(self, level: int) -> int:
@@ -47,10 +48,20 @@ class Task:
             )
         return level
 
-    def generate(self, rng: random.Random, level: int | None = None) -> Example:
-        """One example drawn with ``rng``; ``level=None`` means the BBH level."""
+    def generate(self, rng: random.Random, level: int | None = None, augment: bool = False) -> Example:
+        """One example drawn with ``rng``; ``level=None`` means the BBH level. ``augment`` draws the task's
+        training-side variant (tasks with ``augments``; training only, never the stored splits)."""
         level = self.bbh_level if level is None else self.check_level(level)
+        if augment:
+            self.check_augment()
+            return self._generate(rng, level, augment=True)
         return self._generate(rng, level)
+
+    def check_augment(self) -> None:
+        if not self.augments:
+            with_one = ", ".join(sorted(t.name for t in Task.__subclasses__() if t.augments))
+            raise ValueError(f"task {self.name!r} has no training augmentation (augment=True); tasks with one: "
+                             f"{with_one}")
 
     def _generate(self, rng: random.Random, level: int) -> Example:  # pragma: no cover
         raise NotImplementedError

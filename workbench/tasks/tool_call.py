@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from .base import Example, Task, rationale_text
 from .tool_grammar import COMPOSED
@@ -67,6 +68,49 @@ P_NONE = 0.08  # share of requests that no tool serves
 # distilled one (tool_vocab.DISTILLED, phrased by a pretrained model) with chance P_DISTILLED, else a hand-written one
 P_COMPOSED = 0.4
 P_DISTILLED = 0.3
+
+# --- training-side augmentation (TrainConfig.augment; never the stored splits) ------------------
+# Most misses of the shipped specialist were spans cut short or run on ("General Santos" -> "General", "what is
+# a silly soup" -> "what is a silly") and unseen frames routed by one word ("Check airfares from ..." ->
+# get_weather). Augmented training draws take one frame word not next to a value and swap it for a filler word
+# (so that the values' shapes, not one word, say which tool), draw multi-word cities three times as often (15% ->
+# 36% of cities), and make topics, titles and chores of 1-5 filler words now and then (so that the frame, not a
+# value's usual form, says where it ends). Fillers are training nouns and adjectives that no phrasing, training or
+# held out, uses and no held-out value form or chatter contains.
+P_FRAME_NOISE = 0.25
+P_FREE_FORM = 0.3
+MULTIWORD_COPIES = 2
+
+
+def _wording(phrasings) -> set[str]:
+    return {w for p in phrasings for w in re.findall(r"[a-z]+", re.sub(r"\{\w+\}", " ", p.lower()))}
+
+
+def _fillers() -> tuple[str, ...]:
+    h = HELDOUT
+    used = _wording(p for tiers in PHRASINGS.values() for tier in tiers for p in tier)
+    used |= _wording(p for ps in (*COMPOSED.values(), *DISTILLED.values()) for p in ps)
+    used |= _wording((*h.chore_verbs, *h.contact_verbs, *h.event_kinds, *h.titles, *h.topics, *h.places,
+                      *h.chatter, *h.asides, *(p for tier in h.no_tool for p in tier)))
+    return tuple(w for w in TRAIN.nouns + TRAIN.adjectives if w not in used)
+
+
+# (the repeated multi-word cities can make a flight's origin its destination, about once in 6,000 flight draws)
+TRAIN_AUGMENTED = replace(TRAIN, cities=TRAIN.cities + tuple(c for c in TRAIN.cities if " " in c) * MULTIWORD_COPIES,
+                          frame_noise=P_FRAME_NOISE, free_form=P_FREE_FORM, fill=_fillers())
+
+
+def _noisy(rng: random.Random, phrasing: str, fill: tuple[str, ...]) -> str:
+    """``phrasing`` with one word that does not touch a slot swapped for a filler word."""
+    spans = [m.span() for m in re.finditer(r"\{\w+\}|[A-Za-z]+", phrasing) if not m.group().startswith("{")
+             and not phrasing[:m.start()].rstrip(' "').endswith("}")
+             and not phrasing[m.end():].lstrip(' "').startswith("{")]
+    if not spans:
+        return phrasing
+    a, b = rng.choice(spans)
+    word = rng.choice(fill)
+    return phrasing[:a] + (word.capitalize() if phrasing[a].isupper() else word) + phrasing[b:]
+
 
 # --- how values are said ----------------------------------------------------------------------
 def _ordinal(n: int) -> str:
@@ -137,13 +181,17 @@ def _pick(rng: random.Random, tier: int, tool: str, voc: Vocab) -> str:
     distilled one (``tool_vocab.DISTILLED``) with chance ``P_DISTILLED``."""
     if voc.heldout:
         return rng.choice(PHRASINGS[tool][HELDOUT_TIER])
+    phrasing = None
     if tier >= 2:
         r = rng.random()
         if r < P_COMPOSED:
-            return rng.choice(COMPOSED[tool])
-        if r < P_COMPOSED + P_DISTILLED and DISTILLED.get(tool):
-            return rng.choice(DISTILLED[tool])
-    return rng.choice(PHRASINGS[tool][tier])
+            phrasing = rng.choice(COMPOSED[tool])
+        elif r < P_COMPOSED + P_DISTILLED and DISTILLED.get(tool):
+            phrasing = rng.choice(DISTILLED[tool])
+    phrasing = phrasing or rng.choice(PHRASINGS[tool][tier])
+    if voc.frame_noise and rng.random() < voc.frame_noise:
+        phrasing = _noisy(rng, phrasing, voc.fill)
+    return phrasing
 
 
 def _say_code(rng: random.Random, tier: int, code: str, names: dict[str, str]) -> str:
@@ -319,14 +367,15 @@ class ToolCall(Task):
     bbh_level = 2
     heldout_level = HELDOUT_LEVEL
     formats = ("full", "tool", "rules")
+    augments = True  # training draws can be augmented (TRAIN_AUGMENTED)
 
     def _steps(self, ex: Example, fmt: str) -> list[str]:
         lines = ex.rationale.split("\n")[:-1]  # "tool: x", then "key: said" or "key: said -> value"
         return lines[:1] if fmt == "tool" else [lines[0], *(ln for ln in lines[1:] if " -> " in ln)]
 
-    def _generate(self, rng: random.Random, level: int) -> Example:
+    def _generate(self, rng: random.Random, level: int, augment: bool = False) -> Example:
         lv = LEVELS[level]
-        voc = HELDOUT if lv.heldout else TRAIN
+        voc = HELDOUT if lv.heldout else TRAIN_AUGMENTED if augment else TRAIN
         tier = rng.choice(lv.styles)
         if rng.random() < P_NONE:
             tool = NONE

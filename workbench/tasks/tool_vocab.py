@@ -53,6 +53,12 @@ class Vocab:
     asides: tuple[str, ...]  # distractors naming a city or person that is not an argument
     no_tool: tuple[tuple[str, ...], ...]  # requests no tool serves, by phrasing tier
     heldout: bool
+    # training-side augmentation (``tool_call.TRAIN_AUGMENTED``; never the stored splits): the chance that a
+    # phrasing has one frame word swapped for a filler word, the chance that a topic, title or chore is made of
+    # 1-5 filler words instead of one of its forms, and the filler words
+    frame_noise: float = 0.0
+    free_form: float = 0.0
+    fill: tuple[str, ...] = ()
 
     def _fill(self, rng: random.Random, form: str) -> str:
         noun, noun2 = rng.sample(self.nouns, 2)
@@ -69,15 +75,27 @@ class Vocab:
     def draw_name(self, rng: random.Random) -> str:
         return rng.choice(self.names)
 
+    def _free(self, rng: random.Random) -> bool:
+        return bool(self.free_form) and rng.random() < self.free_form
+
+    def _words(self, rng: random.Random, lo: int, hi: int) -> str:
+        return " ".join(rng.choice(self.fill) for _ in range(rng.randint(lo, hi)))
+
     def draw_title(self, rng: random.Random) -> str:
+        if self._free(rng):
+            return self._words(rng, 1, 5).capitalize()
         return self._fill(rng, rng.choice(self.titles))
 
     def draw_chore(self, rng: random.Random) -> str:
+        if self._free(rng):
+            return f"{rng.choice(self.chore_verbs)} the " + self._words(rng, 1, 3)
         if rng.random() < 0.25:
             return f"{rng.choice(self.contact_verbs)} {rng.choice(self.names)}"
         return f"{rng.choice(self.chore_verbs)} the {rng.choice(self.nouns)}"
 
     def draw_topic(self, rng: random.Random) -> str:
+        if self._free(rng):
+            return self._words(rng, 2, 5)
         return self._fill(rng, rng.choice(self.topics))
 
     def draw_place(self, rng: random.Random) -> str:

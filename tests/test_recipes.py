@@ -30,6 +30,7 @@ def test_specialist_trains_once_then_loads(tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
     model, tok, card = recipes.specialist("tool_call", "smoke", progress=False)
     assert card["tasks"] == ["tool_call"] and card["params"] > 0 and "by_level" in card["eval"]
+    assert card["train"]["augment"] and card["data"].endswith(recipes.DRAWS_AUGMENTED)  # the recipe's draws
 
     def boom(*a, **k):
         raise AssertionError("trained again instead of loading the cache")

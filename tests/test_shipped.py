@@ -22,6 +22,7 @@ def test_every_shipped_specialist_was_made_by_its_current_recipe(task):
         f"{folder} is stale: its recipe ({card['recipe_key']}) is not {task}'s current laptop recipe "
         f"({recipes.key(task, 'laptop')}); run `make specialists` to refresh it")
     assert card["data_version"] == recipes.DATA_VERSION.get(task, 1)
+    assert card["data"].endswith(recipes.DRAWS_AUGMENTED) == card["train"].get("augment", False)  # says how it drew
     assert recipes.shipped(task, "laptop") == folder
     assert (folder / "README.md").read_text() == artifacts.model_card(card), "the model card is not its card's"
 

@@ -34,6 +34,9 @@ from workbench.core.validate import BadInput
 # word_sorting 2: words as rare as BBH's
 DATA_VERSION = {"boolean_expressions": 2, "dyck_languages": 3, "tool_call": 4, "word_sorting": 2}
 
+# what a card's "data" says of a run with TrainConfig.augment
+DRAWS_AUGMENTED = "; training draws augmented (the task's training-side variants, Task.generate(augment=True))"
+
 # the trained specialists the repository ships, one folder per task, made by the laptop recipes (`ship`)
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "specialists"
 SHIPPED_PROFILE = "laptop"
@@ -208,7 +211,8 @@ def _train_and_save(task_name, prof, model_cfg, train_cfg, out, resume, callback
     by_level = {**evaluate(model, tok, task.name, others, cfg).by_level, **res.by_level}
     card = {
         "name": f"{task.name} specialist ({prof})", "tasks": [task.name], "profile": prof,
-        "data": "fresh generator examples (test and validation inputs excluded); scored on data/ test split",
+        "data": "fresh generator examples (test and validation inputs excluded); scored on data/ test split"
+                + (DRAWS_AUGMENTED if train_cfg.augment else ""),
         "student": asdict(model_cfg), "train": {**asdict(train_cfg), "tasks": list(train_cfg.tasks)},
         "params": count_params(model), "train_seconds": seconds, "train_tokens": result.tokens,
         "processes": result.processes,

@@ -85,10 +85,10 @@ def test_the_quick_recipes_are_sized_for_every_task():
     from workbench import tasks
 
     assert set(recipes.QUICK_STEPS) == set(tasks.NAMES) and set(recipes.QUICK_BATCH) <= set(tasks.NAMES)
-    assert set(recipes.QUICK_LEVELS) <= set(tasks.NAMES)
+    assert set(recipes.QUICK_LEVELS) <= set(tasks.NAMES) and set(recipes.QUICK_AUGMENT) <= set(tasks.NAMES)
     for name, steps in recipes.QUICK_STEPS.items():
         cfg = recipes.recipe(name, "laptop", steps=steps, batch_size=recipes.QUICK_BATCH.get(name, 16),
-                             levels=recipes.QUICK_LEVELS.get(name))[1]
+                             levels=recipes.QUICK_LEVELS.get(name), augment=recipes.QUICK_AUGMENT.get(name))[1]
         cfg.check()  # evaluation and checkpoints on bucket edges, levels the task has
         assert tasks.get(name).bbh_level in (cfg.levels or tasks.get(name).levels)  # the scored level is trained
 
@@ -100,6 +100,41 @@ def test_a_recipe_takes_other_training_levels_and_refuses_bad_ones():
     for bad in ([], 2, "23", [0], [2, True], [9]):
         with pytest.raises(ValueError, match="level") as err:
             recipes.recipe("tool_call", "laptop", levels=bad)
+        assert "\n" not in str(err.value)
+
+
+def test_the_quick_tool_call_run_draws_plain_examples_where_the_shipped_recipe_augments(tmp_path, monkeypatch):
+    # seed 0 of the 15-minute run scored 39% at level 2 with augmented draws against 94% with plain ones (README)
+    assert recipes.recipe("tool_call", "laptop")[1].augment is True
+    assert recipes.QUICK_AUGMENT["tool_call"] is False
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake(name, profile, **kw):
+        seen.update(kw, profile=profile)
+        raise Stop
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(recipes, "train_specialist", fake)
+    with pytest.raises(Stop):
+        recipes.quick("tool_call", progress=False)
+    assert seen["augment"] is False and seen["levels"] == recipes.QUICK_LEVELS["tool_call"]
+    cfg = recipes.recipe("tool_call", "laptop", steps=seen["steps"], batch_size=seen["batch_size"],
+                         levels=seen["levels"], augment=seen["augment"])[1]
+    assert cfg.augment is False and cfg.check() is None
+
+
+def test_a_recipe_takes_augmented_draws_only_where_the_task_has_them():
+    assert recipes.recipe("tool_call", "laptop", augment=False)[1].augment is False
+    assert recipes.recipe("dyck_languages", "laptop")[1].augment is False
+    with pytest.raises(ValueError, match="dyck_languages.*tool_call") as err:
+        recipes.recipe("dyck_languages", "laptop", augment=True)
+    assert "\n" not in str(err.value)
+    for bad in (1, "yes", 0):
+        with pytest.raises(ValueError, match="augment must be True, False or None") as err:
+            recipes.recipe("tool_call", "laptop", augment=bad)
         assert "\n" not in str(err.value)
 
 

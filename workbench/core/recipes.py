@@ -123,18 +123,22 @@ QUICK_STEPS = {"boolean_expressions": 5000, "word_sorting": 5400, "tool_call": 7
 # random-string copies for 2,400 steps (seed 1 68%), the peak lr held to step 5,400 (seed 1 32%). 8 heads of 16
 # instead of 4 of 32 scored 88 / 91 / 60% over seeds 0-2 against 94 / 30 / 37% (10-20% slower a step, at or over
 # the budget): a better typical run, still not a reliable click, so not adopted (README). These runs drew plain
-# examples; the 15-minute run inherits the shipped recipe's augmented draws (augment=True): seed 0 scored 39% at level
-# 2 with them (validation 5 / 14 / 38 / 46%), against 94% without, so its draws should go back to plain (README)
+# examples; with the shipped recipe's augmented draws (augment=True) seed 0 scored 39% at level 2 (validation 5 / 14
+# / 38 / 46%), against 94% without: the noisier draws delay the click past this budget, so the 15-minute run draws
+# plain examples (QUICK_AUGMENT; README)
 QUICK_LEVELS: dict[str, tuple[int, ...]] = {"tool_call": (2, 3, 4)}
+# whether the 15-minute run draws augmented examples where it differs from its recipe's
+QUICK_AUGMENT: dict[str, bool] = {"tool_call": False}
 
 
 def recipe(task_name: str, profile: str | None = None, steps: int | None = None,
            rationale: bool | None = None, batch_size: int | None = None,
-           levels: tuple[int, ...] | None = None) -> tuple[StudentConfig, TrainConfig]:
+           levels: tuple[int, ...] | None = None, augment: bool | None = None) -> tuple[StudentConfig, TrainConfig]:
     """The student and training config for ``task_name`` in ``profile``; ``rationale`` overrides whether the
     recipe writes a rationale (None: as the recipe says; the answer alone with False), ``steps``,
     ``batch_size`` and the training ``levels`` the recipe's (evaluation and checkpoints then fall at each
-    quarter of the steps; validation scores the trained levels)."""
+    quarter of the steps; validation scores the trained levels), and ``augment`` whether training draws the
+    task's augmented examples (None: as the recipe says)."""
     task = tasks.get(task_name)
     prof = env.profile_name(profile)
     model_cfg, train_cfg = LAPTOP[task.name]
@@ -164,20 +168,27 @@ def recipe(task_name: str, profile: str | None = None, steps: int | None = None,
             raise ValueError(f"levels must be a non-empty sequence of {task.name} levels {list(task.levels)}, "
                              f"got {levels!r}")
         train_cfg = replace(train_cfg, levels=tuple(task.check_level(lv) for lv in levels))
+    if augment is not None:
+        if not isinstance(augment, bool):
+            raise ValueError(f"augment must be True, False or None (the recipe's), got {augment!r}")
+        if augment:
+            task.check_augment()
+        train_cfg = replace(train_cfg, augment=augment)
     return model_cfg, train_cfg
 
 
 def train_specialist(task_name: str, profile: str | None = None, out: str | Path | None = None,
                      steps: int | None = None, rationale: bool | None = None, resume: bool = False,
                      callbacks=(), progress: bool = True, eval_n: int | None = None,
-                     batch_size: int | None = None, levels: tuple[int, ...] | None = None) -> dict:
+                     batch_size: int | None = None, levels: tuple[int, ...] | None = None,
+                     augment: bool | None = None) -> dict:
     """Build, train, save and score one specialist; returns its card (also written to ``out``).
 
     ``out`` must be absent, empty, or an unfinished run of the same task (with ``resume``): a finished model is
     never rewritten, and a run in progress there (its lock file) refuses this one (``files.check_out_folder``,
     ``files.locked``)."""
     prof = env.profile_name(profile)
-    model_cfg, train_cfg = recipe(task_name, prof, steps, rationale, batch_size, levels)
+    model_cfg, train_cfg = recipe(task_name, prof, steps, rationale, batch_size, levels, augment)
     eval_n = eval_n if eval_n is not None else env.SIZES[prof].specialist_eval_n
     if out is not None:
         check_out_folder(out, task_name, resume)  # before anything is written
@@ -251,15 +262,16 @@ def cached_folder(task_name: str, profile: str | None = None, rationale: bool | 
 
 def quick(task_name: str, progress: bool = True) -> dict:
     """The card of ``task_name``'s 15-minute laptop run (``QUICK_STEPS``, batch ``QUICK_BATCH`` or 16, the
-    levels ``QUICK_LEVELS`` or the recipe's), trained the first time and cached
+    levels ``QUICK_LEVELS`` and the draws ``QUICK_AUGMENT`` or the recipe's), trained the first time and cached
     (``~/.cache/workbench/specialists/TASK-quick-KEY``; an interrupted run resumes from its checkpoint)."""
     name = tasks.get(task_name).name
     steps, batch, levels = QUICK_STEPS[name], QUICK_BATCH.get(name, 16), QUICK_LEVELS.get(name)
-    model_cfg, train_cfg = recipe(name, SHIPPED_PROFILE, steps=steps, batch_size=batch, levels=levels)
+    augment = QUICK_AUGMENT.get(name)
+    model_cfg, train_cfg = recipe(name, SHIPPED_PROFILE, steps=steps, batch_size=batch, levels=levels, augment=augment)
     folder = cache_dir() / "specialists" / f"{name}-quick-{_key(name, SHIPPED_PROFILE, model_cfg, train_cfg)}"
     if not is_model_folder(folder):
         train_specialist(name, SHIPPED_PROFILE, out=folder, steps=steps, resume=True, progress=progress,
-                         batch_size=batch, levels=levels)
+                         batch_size=batch, levels=levels, augment=augment)
     return read_card(folder)
 
 

@@ -126,6 +126,14 @@ def test_the_quick_tool_call_run_draws_plain_examples_where_the_shipped_recipe_a
     assert cfg.augment is False and cfg.check() is None
 
 
+def test_a_recipe_that_augments_names_the_augment_version_in_its_key(monkeypatch):
+    plain = recipes.recipe("tool_call", "laptop", augment=False)
+    shipped, plain_key = recipes.key("tool_call", "laptop"), recipes._key("tool_call", "laptop", *plain)
+    monkeypatch.setitem(recipes.AUGMENT_VERSION, "tool_call", recipes.AUGMENT_VERSION["tool_call"] + 1)
+    assert recipes.key("tool_call", "laptop") != shipped  # other augmented draws: another recipe
+    assert recipes._key("tool_call", "laptop", *plain) == plain_key  # plain draws keep their key
+
+
 def test_a_recipe_takes_augmented_draws_only_where_the_task_has_them():
     assert recipes.recipe("tool_call", "laptop", augment=False)[1].augment is False
     assert recipes.recipe("dyck_languages", "laptop")[1].augment is False

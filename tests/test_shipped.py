@@ -23,6 +23,8 @@ def test_every_shipped_specialist_was_made_by_its_current_recipe(task):
         f"({recipes.key(task, 'laptop')}); run `make specialists` to refresh it")
     assert card["data_version"] == recipes.DATA_VERSION.get(task, 1)
     assert card["data"].endswith(recipes.DRAWS_AUGMENTED) == card["train"].get("augment", False)  # says how it drew
+    if card["train"].get("augment"):
+        assert card["augment_version"] == recipes.AUGMENT_VERSION.get(task, 1)
     assert recipes.shipped(task, "laptop") == folder
     assert (folder / "README.md").read_text() == artifacts.model_card(card), "the model card is not its card's"
 
@@ -76,6 +78,18 @@ def test_ship_refuses_a_model_another_recipe_made(tmp_path):
     with pytest.raises(BadInput, match=r"not trained by boolean_expressions's laptop recipe \(differs in: "
                                        r"train\.steps\)"):
         recipes.ship("boolean_expressions", src)
+
+
+def test_ship_refuses_a_model_trained_on_other_augmented_draws(tmp_path):
+    src = tmp_path / "m"
+    shutil.copytree(recipes.shipped_folder("tool_call"), src)
+    card = json.loads((src / "workbench.json").read_text())
+    assert card["train"]["augment"] is True
+    card["augment_version"] = recipes.AUGMENT_VERSION["tool_call"] - 1
+    (src / "workbench.json").write_text(json.dumps(card))
+    with pytest.raises(BadInput, match=r"trained on tool_call's augmented draws version \d+, not the current \d+; "
+                                       r"train it again with `make specialists`$"):
+        recipes.ship("tool_call", src)
 
 
 @pytest.mark.parametrize("tolerance, dtype", [(1.0, "float16"), (-1.0, "float32")])

@@ -383,6 +383,28 @@ def test_tool_call_augmentation_swaps_frame_words_and_draws_more_multiword_value
     assert aug_long > plain_long + 0.05  # topics and titles of up to five filler words (0.21 -> 0.29)
 
 
+def test_tool_call_augmentation_puts_filler_words_after_expressions_and_capitals_in_requests_no_tool_serves():
+    from workbench.tasks import tool_call as tc
+
+    assert tc.TRAIN.expr_tail == tc.TRAIN.none_capital == 0  # the splits' draws
+    fill = {w.lower() for w in tc.TRAIN_AUGMENTED.fill}
+    examples = _augmented(6000, 11, 3)
+    calc = [ex for ex in examples if '"name":"calculator"' in ex.target]
+    tailed = 0
+    for ex in calc:
+        said = ex.rationale.split("\n")[1].removeprefix("expression: ").split(" -> ")[0]
+        after = ex.input.split(said, 1)[1]
+        words = re.match(r" ([a-z]+)(?: ([a-z]+))?[.?,]?(?: |$)", after)
+        tailed += bool(words and all(w in fill for w in words.groups() if w))
+    assert 0.22 < tailed / len(calc) < 0.38  # P_EXPR_TAIL = 0.3 (a rare phrasing puts a filler-like word there)
+    none = [ex for ex in _augmented(3000, 11, 1) if '"name":"none"' in ex.target]  # level 1: no distractors
+    changed = [ex.input for ex in none if ex.input not in tool_vocab.TRAIN.no_tool[0]]
+    assert 0.2 < len(changed) / len(none) < 0.4  # P_NONE_CAPITAL = 0.3
+    assert all(len(re.findall(r"\b[A-Z][a-z]+", r)) == 2 for r in changed)  # the first word and a filler
+    assert tc._capitalised(random.Random(0), "Mute the tv", ("lamp",)) in {"Mute Lamp tv", "Mute the Lamp"}
+    assert tc._capitalised(random.Random(0), "Call Ana", ("lamp",)) == "Call Ana"  # no lowercase word
+
+
 def test_augment_only_where_a_task_has_one():
     from workbench.core.train import TaskSampler, TrainConfig
     from workbench.tasks import get

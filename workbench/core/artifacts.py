@@ -95,7 +95,8 @@ def model_card(card: dict) -> str:
         f"| test accuracy by level | {levels} |",
         f"| latency per example | {ev.get('latency_ms', 0):.1f} ms ({card.get('machine', '')}) |",
         f"| training time | {card.get('train_seconds', 0):.0f} s |",
-        *([f"| recipe key | `{card['recipe_key']}` (data version {card.get('data_version', 1)}) |"]
+        *([f"| recipe key | `{card['recipe_key']}` (data version {card.get('data_version', 1)}"
+           + (f", augmented draws version {card['augment_version']}" if "augment_version" in card else "") + ") |"]
           if card.get("recipe_key") else []),
         *([f"| weights stored as | {card['stored_dtype']} (computed in float32) |"]
           if card.get("stored_dtype") else []),

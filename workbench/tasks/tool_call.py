@@ -80,6 +80,13 @@ P_DISTILLED = 0.3
 P_FRAME_NOISE = 0.25
 P_FREE_FORM = 0.3
 MULTIWORD_COPIES = 2
+# Augment version 2: that specialist's held-out misses were mostly one calculator frame whose expression is followed
+# by words ("What does 443 + 968 come to?" -> "443+968com..."), and requests no tool serves sent to get_weather with
+# a capitalised word as the city ("Mute the TV"). So a calculator expression is followed by 1-2 filler words now
+# and then (a word that is no operator ends it), and a request no tool serves has one lowercase word swapped for a
+# capitalised filler word now and then (a capitalised word alone does not make a city).
+P_EXPR_TAIL = 0.3
+P_NONE_CAPITAL = 0.3
 
 
 def _wording(phrasings) -> set[str]:
@@ -97,7 +104,8 @@ def _fillers() -> tuple[str, ...]:
 
 # (the repeated multi-word cities can make a flight's origin its destination, about once in 6,000 flight draws)
 TRAIN_AUGMENTED = replace(TRAIN, cities=TRAIN.cities + tuple(c for c in TRAIN.cities if " " in c) * MULTIWORD_COPIES,
-                          frame_noise=P_FRAME_NOISE, free_form=P_FREE_FORM, fill=_fillers())
+                          frame_noise=P_FRAME_NOISE, free_form=P_FREE_FORM, fill=_fillers(),
+                          expr_tail=P_EXPR_TAIL, none_capital=P_NONE_CAPITAL)
 
 
 def _noisy(rng: random.Random, phrasing: str, fill: tuple[str, ...]) -> str:
@@ -110,6 +118,15 @@ def _noisy(rng: random.Random, phrasing: str, fill: tuple[str, ...]) -> str:
     a, b = rng.choice(spans)
     word = rng.choice(fill)
     return phrasing[:a] + (word.capitalize() if phrasing[a].isupper() else word) + phrasing[b:]
+
+
+def _capitalised(rng: random.Random, request: str, fill: tuple[str, ...]) -> str:
+    """``request`` with one lowercase word swapped for a capitalised filler word."""
+    spans = [m.span() for m in re.finditer(r"\b[a-z]+\b", request)]
+    if not spans:
+        return request
+    a, b = rng.choice(spans)
+    return request[:a] + rng.choice(fill).capitalize() + request[b:]
 
 
 # --- how values are said ----------------------------------------------------------------------
@@ -250,7 +267,8 @@ def _calculator(rng, tier, extra, voc):
     said = " ".join(words)
     if tier >= 3 and len(nums) == 2 and ops[0] in "+*" and rng.random() < 0.5:
         said = f"the {'sum' if ops[0] == '+' else 'product'} of {nums[0]} and {nums[1]}"
-    text = _pick(rng, tier, "calculator", voc).format(e=said)
+    tail = " " + voc._words(rng, 1, 2) if voc.expr_tail and rng.random() < voc.expr_tail else ""
+    text = _pick(rng, tier, "calculator", voc).format(e=said + tail)
     return text, {"expression": expr}, {"expression": said}
 
 
@@ -380,6 +398,8 @@ class ToolCall(Task):
         if rng.random() < P_NONE:
             tool = NONE
             request = rng.choice(voc.no_tool[0 if voc.heldout else tier]).format(name=voc.draw_name(rng))
+            if voc.none_capital and rng.random() < voc.none_capital:
+                request = _capitalised(rng, request, voc.fill)
             args, said = {}, {}
         else:
             tool = rng.choice(tuple(GENERATORS))

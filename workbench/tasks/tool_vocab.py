@@ -59,6 +59,10 @@ class Vocab:
     frame_noise: float = 0.0
     free_form: float = 0.0
     fill: tuple[str, ...] = ()
+    # and (augment version 2) the chance that a calculator expression is followed by 1-2 filler words, and that a
+    # request no tool serves has one lowercase word swapped for a capitalised filler word
+    expr_tail: float = 0.0
+    none_capital: float = 0.0
 
     def _fill(self, rng: random.Random, form: str) -> str:
         noun, noun2 = rng.sample(self.nouns, 2)

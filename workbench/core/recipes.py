@@ -91,7 +91,8 @@ LAPTOP: dict[str, tuple[StudentConfig, TrainConfig]] = {
     # topics, titles and chores), the same 16,000 steps: 98% / 98% at level 2, 97% / 95% at level 4, 85% / 84% held
     # out, constrained / free on 100 requests (55.5 min on a slow day). Augment version 2 (calculator expressions
     # followed by filler words now and then, requests no tool serves with a capitalised filler word): 98% / 97%,
-    # 97% / 95%, 93% / 91% held out (56.5 min on a slow day), the shipped one (README)
+    # 97% / 95%, 93% / 91% held out (56.5 min on a slow day), the shipped one; seed=1 98% / 98%, 95% / 94%, 89% /
+    # 87% held out (README)
     "tool_call": (StudentConfig(layers=4, width=128, heads=4, max_len=512),
                   TrainConfig(rationale=False, levels=(1, 2, 3, 4), steps=16000, batch_size=16, lr=3e-3, warmup=100,
                               eval_every=4000, checkpoint_every=4000, keep_best=True, augment=True)),
